@@ -1,0 +1,76 @@
+"""nox sessions: `nox -s tests` (the fast suite), `nox -s reproduce_mnist` (the main job), ...
+
+Every session installs the project into its own virtualenv with the extras it
+needs; extra arguments after `--` go to the underlying command.
+"""
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+# The CPU build of torch 2.13.0; a bare "torch" would pull a multi-GB CUDA build.
+TORCH = "torch==2.13.0"
+
+
+def _install(session, extras="dev"):
+    session.install(TORCH)
+    session.install("-e", f".[{extras}]")
+
+
+@nox.session
+def tests(session):
+    """The fast test suite (CPU; Triton kernels under TRITON_INTERPRET=1)."""
+    _install(session)
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def regression(session):
+    """Slow regression tests against the paper's values (not in CI)."""
+    _install(session)
+    session.run("pytest", "-q", "-m", "slow", *session.posargs)
+
+
+def _reproduce(session, figure, *default_args):
+    _install(session, "data,kernels")
+    session.run("vaebench", "reproduce", figure, *default_args, *session.posargs)
+
+
+@nox.session
+def reproduce_mnist(session):
+    """Figure 2, MNIST panels (quick budget by default; `-- --budget paper` for the full one)."""
+    _reproduce(session, "figure2", "--datasets", "mnist")
+
+
+@nox.session
+def reproduce_frey(session):
+    """Figure 2, Frey Face panels."""
+    _reproduce(session, "figure2", "--datasets", "frey")
+
+
+@nox.session
+def reproduce_figure2(session):
+    """Figure 2, all panels."""
+    _reproduce(session, "figure2")
+
+
+@nox.session
+def reproduce_figure3(session):
+    """Figure 3: marginal likelihood of AEVB, wake-sleep and MCEM."""
+    _reproduce(session, "figure3")
+
+
+@nox.session
+def bench(session):
+    """pytest-benchmark suite of the kernels against eager PyTorch and torch.compile."""
+    _install(session)
+    session.run("pytest", "benchmarks", "--benchmark-enable", "-m", "not gpu",
+                "-o", "addopts=", "--benchmark-columns=median,iqr,ops", *session.posargs)
+
+
+@nox.session
+def tests_gpu(session):
+    """GPU tests and benchmarks (compiled Triton, fp16/bf16 parity). Needs CUDA torch."""
+    session.install("-e", ".[dev]")
+    session.run("pytest", "-q", "-m", "gpu", *session.posargs)
