@@ -9,6 +9,8 @@ LLVM turns into AVX2/AVX-512 code.
   polynomial, scale by 2^n built from the exponent bits; inputs are clamped to
   [-87.3, 88.7] so 2^n stays a normal number (exp(-87.3) ~ 1.2e-38 stands in
   for 0). Max relative error ~2 ulp. float64: ``math.exp``.
+- ``fexpm1(x)``: float32: Taylor polynomial for |x| <= ln2/2 (no cancellation
+  near 0, where the KL needs it), ``fexp(x) - 1`` beyond. float64: ``math.expm1``.
 - ``flog1p_unit(t)``: log1p for t in [0, 1] (the only range the kernels need:
   t = exp(-|l|)); log1p(t) = 2 atanh(s), s = t / (2 + t) in [0, 1/3], odd
   polynomial in s. No cancellation near t = 0 (s ~ t/2). float64: ``math.log1p``.
@@ -66,11 +68,15 @@ def fexp(x):  # pragma: no cover - replaced by the overload inside Numba
     return math.exp(x)
 
 
+def fexpm1(x):  # pragma: no cover - replaced by the overload inside Numba
+    return math.expm1(x)
+
+
 def flog1p_unit(t):  # pragma: no cover - replaced by the overload inside Numba
     return math.log1p(t)
 
 
-@overload(fexp, inline="always", fastmath=FLAGS)
+@overload(fexp, fastmath=FLAGS)
 def _fexp_ol(x):
     if x == types.float32:
         def impl(x):
@@ -88,14 +94,14 @@ def _fexp_ol(x):
             p = p * r + _ONE
             p = p * r + _ONE
             scale = _i32_as_f32(np.int32((np.int32(n) + np.int32(127)) << np.int32(23)))
-            return p * scale
+            return x if x != x else p * scale   # NaN in, NaN out
         return impl
     if x == types.float64:
         return lambda x: math.exp(x)
     return None
 
 
-@overload(flog1p_unit, inline="always", fastmath=FLAGS)
+@overload(flog1p_unit, fastmath=FLAGS)
 def _flog1p_ol(t):
     if t == types.float32:
         def impl(t):
@@ -113,4 +119,31 @@ def _flog1p_ol(t):
         return impl
     if t == types.float64:
         return lambda t: math.log1p(t)
+    return None
+
+
+_Q = [np.float32(1.0 / math.factorial(k)) for k in range(2, 9)]
+_Q2, _Q3, _Q4, _Q5, _Q6, _Q7, _Q8 = _Q
+_EXPM1_SMALL = np.float32(0.34657359)  # ln2 / 2
+
+
+@overload(fexpm1, fastmath=FLAGS)
+def _fexpm1_ol(x):
+    """expm1 without cancellation: Taylor (degree 8) for |x| <= ln2/2, exp(x) - 1 beyond."""
+    if x == types.float32:
+        def impl(x):
+            p = _Q8
+            p = p * x + _Q7
+            p = p * x + _Q6
+            p = p * x + _Q5
+            p = p * x + _Q4
+            p = p * x + _Q3
+            p = p * x + _Q2
+            small = x + x * x * p
+            big = fexp(x) - _ONE
+            r = small if abs(x) <= _EXPM1_SMALL else big
+            return x if x != x else r
+        return impl
+    if x == types.float64:
+        return lambda x: math.expm1(x)
     return None

@@ -88,10 +88,14 @@ class Trainer:
         self.samples_seen = 0
 
     def step(self) -> float:
-        x = self.train_x[self.stream.next_indices().to(self.device)]
+        idx = self.stream.next_indices().to(self.device)
+        x = self.train_x[idx]
         if self.data.binarize == "dynamic":
             x = torch.bernoulli(x, generator=self.noise_gen)
-        value = self.algorithm.step(x, self.noise_gen)
+        if getattr(self.algorithm, "wants_indices", False):  # e.g. MCEM keeps a chain per datapoint
+            value = self.algorithm.step(x, self.noise_gen, indices=idx)
+        else:
+            value = self.algorithm.step(x, self.noise_gen)
         self.samples_seen += x.shape[0]
         return value
 

@@ -1,0 +1,204 @@
+"""Bernoulli log-likelihood from logits, per row, with its gradient in the forward pass.
+
+    ll_i = sum_j  l_ij x_ij - max(l_ij, 0) - log1p(exp(-|l_ij|))
+    d ll_i / d l_ij = x_ij - sigmoid(l_ij),      d ll_i / d x_ij = l_ij
+
+One exp per element (t = exp(-|l|)) serves both log1p(t) and
+sigmoid(l) = (l >= 0 ? 1 : t) / (1 + t). The forward kernel reads logits and
+targets once and writes ll and, when the logits need a gradient, d ll / d l
+(see ``decoder_tail``); the backward scales that buffer by the upstream gradient.
+
+Layers: (1) numba / triton kernels; (2) ``forward`` checks, makes contiguous,
+picks a kernel; (3) the ``vaebench_kernels::bernoulli_ll`` custom op (for
+torch.compile) and ``BernoulliLL`` autograd Function (the eager fast path).
+Tolerance against eager (fp32): 1e-5 relative on ll and gradients.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from . import _backend as B
+from .decoder_tail import tail_grad
+from .fastmath_config import PARALLEL_MIN
+from .validate import as_rows, check_tensors
+
+OP = "bernoulli_log_likelihood"
+
+# ---- layer 1: numba --------------------------------------------------------
+try:
+    import numba
+    import numpy as np
+    from numba import prange
+
+    from .fastmath import FLAGS, fexp, flog1p_unit
+
+    _OPTS = dict(cache=True, fastmath=FLAGS, error_model="numpy", nogil=True)
+    _Z = np.float32(0.0)
+    _ONE = np.float32(1.0)
+
+    @numba.njit(inline="always", **{k: v for k, v in _OPTS.items() if k != "cache"})
+    def _row(l, x, d, need_grad):
+        acc = _Z
+        if need_grad:
+            for j in range(l.shape[0]):
+                lj = l[j]
+                xj = x[j]
+                t = fexp(-abs(lj))
+                pos = lj if lj > _Z else _Z
+                acc += lj * xj - pos - flog1p_unit(t)
+                num = _ONE if lj >= _Z else t
+                dj = xj - num / (_ONE + t)
+                d[j] = lj if lj != lj else dj   # NaN logit -> NaN gradient
+        else:
+            for j in range(l.shape[0]):
+                lj = l[j]
+                t = fexp(-abs(lj))
+                pos = lj if lj > _Z else _Z
+                acc += lj * x[j] - pos - flog1p_unit(t)
+        return acc
+
+    @numba.njit(parallel=True, **_OPTS)
+    def _fwd_par(l, x, ll, d, need_grad):
+        for i in prange(l.shape[0]):
+            ll[i] = _row(l[i], x[i], d[i], need_grad)
+
+    @numba.njit(**_OPTS)
+    def _fwd_ser(l, x, ll, d, need_grad):
+        for i in range(l.shape[0]):
+            ll[i] = _row(l[i], x[i], d[i], need_grad)
+except ImportError:  # pragma: no cover
+    numba = None
+
+
+# ---- layer 1: triton (built on first use, so TRITON_INTERPRET is read then) --
+@functools.lru_cache(maxsize=None)
+def _triton_kernel():
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def _bern_fwd(L, X, LL, D, ncols, NEED_GRAD: tl.constexpr, BLOCK: tl.constexpr):
+        row = tl.program_id(0).to(tl.int64)
+        base = row * ncols
+        acc = tl.zeros([BLOCK], dtype=tl.float32)
+        for start in range(0, ncols, BLOCK):
+            cols = start + tl.arange(0, BLOCK)
+            m = cols < ncols
+            lv = tl.load(L + base + cols, mask=m, other=0.0).to(tl.float32)
+            xv = tl.load(X + base + cols, mask=m, other=0.0).to(tl.float32)
+            t = tl.exp(-tl.abs(lv))
+            s = t / (2.0 + t)           # log1p(t) = 2 atanh(t / (2 + t)), t in [0, 1]
+            s2 = s * s
+            p = 2.0 / 15.0
+            p = p * s2 + 2.0 / 13.0
+            p = p * s2 + 2.0 / 11.0
+            p = p * s2 + 2.0 / 9.0
+            p = p * s2 + 2.0 / 7.0
+            p = p * s2 + 2.0 / 5.0
+            p = p * s2 + 2.0 / 3.0
+            p = p * s2 + 2.0
+            val = lv * xv - tl.where(lv > 0.0, lv, 0.0) - s * p
+            acc += tl.where(m, val, 0.0)
+            if NEED_GRAD:
+                num = tl.where(lv >= 0.0, 1.0, t)
+                dv = xv - num / (1.0 + t)
+                dv = tl.where(lv != lv, lv, dv)
+                tl.store(D + base + cols, dv.to(D.dtype.element_ty), mask=m)
+        tl.store(LL + row, tl.sum(acc, axis=0).to(LL.dtype.element_ty))
+
+    return _bern_fwd
+
+
+# ---- layer 2 -----------------------------------------------------------------
+def forward(logits: torch.Tensor, x: torch.Tensor, need_grad: bool, backend: str):
+    """(ll (rows,), d ll/d logits (rows, D) or an empty tensor) for 2-D contiguous rows."""
+    if backend == "numba":
+        B.require_numba(OP)
+        check_tensors(OP, ("logits", "x"), (logits, x), device_type="cpu")
+    else:
+        B.require_triton(OP, logits.device)
+        check_tensors(OP, ("logits", "x"), (logits, x), dtypes=B.TRITON_DTYPES)
+    l2, x2 = as_rows(logits), as_rows(x)
+    n, D = l2.shape
+    ll = torch.empty(n, dtype=l2.dtype, device=l2.device)
+    d = torch.empty((n, D) if need_grad else (n, 0), dtype=l2.dtype, device=l2.device)
+    if n == 0:
+        return ll, d
+    if backend == "numba":
+        dn = d.numpy() if need_grad else np.empty((n, 0), dtype=d.numpy().dtype)
+        kern = _fwd_par if l2.numel() >= PARALLEL_MIN else _fwd_ser
+        kern(l2.numpy(), x2.numpy(), ll.numpy(), dn, need_grad)
+    else:
+        block = min(1024, B.next_pow2(D))
+        _triton_kernel()[(n,)](l2, x2, ll, d if need_grad else l2, D, NEED_GRAD=need_grad, BLOCK=block)
+    return ll, d
+
+
+# ---- layer 3 -----------------------------------------------------------------
+@torch.library.custom_op("vaebench_kernels::bernoulli_ll", mutates_args=())
+def _bernoulli_ll_op(logits: torch.Tensor, x: torch.Tensor, need_grad: bool,
+                     backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+    ll, d = forward(logits, x, need_grad, backend)
+    return ll.view(logits.shape[:-1]), d
+
+
+@_bernoulli_ll_op.register_fake
+def _(logits, x, need_grad, backend):
+    n, D = logits.shape[:-1].numel(), logits.shape[-1]
+    return (logits.new_empty(logits.shape[:-1]), logits.new_empty((n, D) if need_grad else (n, 0)))
+
+
+def _setup(ctx, inputs, output):
+    logits, x, need_grad, backend = inputs
+    ctx.save_for_backward(logits, x, output[1])
+    ctx.shape = logits.shape
+
+
+def _backward(ctx, g_ll, g_d):
+    logits, x, d = ctx.saved_tensors
+    g_logits = g_x = None
+    if ctx.needs_input_grad[0]:
+        g_logits = tail_grad(d, g_ll, ctx.shape, inplace=False)
+    if ctx.needs_input_grad[1]:
+        g_x = g_ll.unsqueeze(-1) * logits
+    return g_logits, g_x, None, None
+
+
+_bernoulli_ll_op.register_autograd(_backward, setup_context=_setup)
+
+
+class BernoulliLL(torch.autograd.Function):
+    """Eager fast path: same kernels, no custom-op dispatch (~40 us less per call)."""
+
+    @staticmethod
+    def forward(ctx, logits, x, backend):
+        need = ctx.needs_input_grad[0]
+        ll, d = forward(logits, x, need, backend)
+        ctx.save_for_backward(logits, x)
+        ctx.d = d if need else None
+        ctx.shape = logits.shape
+        ctx.backend = backend
+        return ll.view(logits.shape[:-1])
+
+    @staticmethod
+    def backward(ctx, g_ll):
+        logits, x = ctx.saved_tensors
+        g_logits = g_x = None
+        if ctx.needs_input_grad[1]:
+            g_x = g_ll.unsqueeze(-1) * logits
+        if ctx.needs_input_grad[0]:
+            d = ctx.d
+            if d is None:  # a second backward (retain_graph): the buffer was consumed
+                _, d = forward(logits.detach(), x.detach(), True, ctx.backend)
+            ctx.d = None
+            g_logits = tail_grad(d, g_ll, ctx.shape, inplace=True)
+        return g_logits, g_x, None
+
+
+def bernoulli_ll(logits, x, backend="numba"):
+    if torch.compiler.is_compiling():
+        return _bernoulli_ll_op(logits, x, logits.requires_grad, backend)[0]
+    return BernoulliLL.apply(logits, x, backend)

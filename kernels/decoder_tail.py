@@ -1,0 +1,63 @@
+"""The decoder tail: a log-likelihood whose gradient is computed in the forward pass.
+
+For a per-row log-likelihood ll_i = sum_j f(a_ij, ...), the backward pass is
+grad_a_ij = g_i * df/da_ij. The kernels of ``bernoulli_ll`` and ``gaussian_ll``
+write df/da while they already hold the inputs in registers (one pass: read the
+inputs, write ll and df/da), so the backward only scales rows by the upstream
+gradient g -- in place on the saved buffer in eager mode (no allocation, one
+read and one write), out of place under torch.compile.
+
+This module holds that shared backward (layer 3 helpers) and the small
+``scale_rows`` numba kernel; the likelihood files hold the forward kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+
+try:
+    import numba
+    from numba import prange
+
+    from .fastmath import FLAGS
+
+    _OPTS = dict(cache=True, fastmath=FLAGS, error_model="numpy", nogil=True)
+
+    @numba.njit(parallel=True, **_OPTS)
+    def _scale_rows_inplace_par(d, g):
+        for i in prange(d.shape[0]):
+            gi = g[i]
+            row = d[i]
+            for j in range(row.shape[0]):
+                row[j] *= gi
+
+    @numba.njit(**_OPTS)
+    def _scale_rows_inplace_ser(d, g):
+        for i in range(d.shape[0]):
+            gi = g[i]
+            row = d[i]
+            for j in range(row.shape[0]):
+                row[j] *= gi
+except ImportError:  # pragma: no cover - numba is an optional extra
+    numba = None
+
+from .fastmath_config import PARALLEL_MIN
+
+
+def scale_rows_(d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """d[i, :] *= g[i] in place (d contiguous 2-D, g 1-D of d's rows); returns d."""
+    g = g.detach().reshape(-1).to(d.dtype)
+    if d.device.type == "cpu" and numba is not None:
+        g = g.contiguous()
+        dn, gn = d.detach().numpy(), g.numpy()
+        (_scale_rows_inplace_par if d.numel() >= PARALLEL_MIN else _scale_rows_inplace_ser)(dn, gn)
+        return d
+    return d.mul_(g.unsqueeze(1))
+
+
+def tail_grad(saved: torch.Tensor | None, g: torch.Tensor, shape, *, inplace: bool) -> torch.Tensor:
+    """The input gradient g[..., None] * saved, reshaped to ``shape``."""
+    g2 = g.reshape(-1)
+    if inplace:
+        return scale_rows_(saved, g2).view(shape)
+    return (saved * g2.unsqueeze(1).to(saved.dtype)).view(shape)

@@ -1,0 +1,1 @@
+"""One module per reproduced paper figure: runs, tidy CSV, plot, table."""
