@@ -54,14 +54,24 @@ def next_pow2(n: int) -> int:
 TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
+@functools.lru_cache(maxsize=None)
 def logvar_range() -> tuple[float, float]:
     """The documented clamp of the log-variance (vaebench.ops.LOGVAR_MIN/MAX)."""
     from vaebench.ops import LOGVAR_MAX, LOGVAR_MIN
     return float(LOGVAR_MIN), float(LOGVAR_MAX)
 
 
+@functools.lru_cache(maxsize=None)
+def _np_scalars(dtype, values):
+    import numpy as np
+    typ = np.float32 if dtype == torch.float32 else np.float64
+    return tuple(typ(v) for v in values)
+
+
 def np_scalars(t: torch.Tensor, *values):
     """``values`` as numpy scalars of t's dtype (so numba kernels stay in fp32)."""
-    import numpy as np
-    typ = np.float32 if t.dtype == torch.float32 else np.float64
-    return tuple(typ(v) for v in values)
+    return _np_scalars(t.dtype, values)
+
+
+def shaped(t: torch.Tensor, shape) -> torch.Tensor:
+    return t if t.shape == shape else t.view(shape)

@@ -164,7 +164,7 @@ def forward(mu, logvar, eps, backend):
             k(m2.numpy(), l2.numpy(), e2.numpy(), z.numpy(), kl.numpy(), lo, hi)
         else:
             _triton_kernels()[0][(n,)](m2, l2, e2, z, kl, D, lo=lo, hi=hi, BLOCK=min(1024, B.next_pow2(D)))
-    return z.view(mu.shape), kl.view(mu.shape[:-1])
+    return B.shaped(z, mu.shape), B.shaped(kl, mu.shape[:-1])
 
 
 def backward(mu, logvar, eps, gz, gkl, need_eps, backend):
@@ -187,7 +187,7 @@ def backward(mu, logvar, eps, gz, gkl, need_eps, backend):
         else:
             _triton_kernels()[1][(n,)](m2, l2, e2, gz2, gkl2, gmu, glv, geps if need_eps else gmu, D,
                                        NEED_EPS=need_eps, lo=lo, hi=hi, BLOCK=min(1024, B.next_pow2(D)))
-    return gmu.view(mu.shape), glv.view(mu.shape), (geps.view(mu.shape) if need_eps else geps)
+    return B.shaped(gmu, mu.shape), B.shaped(glv, mu.shape), (B.shaped(geps, mu.shape) if need_eps else geps)
 
 
 # ---- layer 3 -----------------------------------------------------------------

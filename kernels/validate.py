@@ -22,6 +22,13 @@ GPU_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 def check_tensors(op: str, names: tuple[str, ...], tensors: tuple, *, dtypes=CPU_DTYPES, device_type=None):
     """All tensors: same shape (at least 1-D), same floating dtype from ``dtypes``, same device."""
     first = tensors[0]
+    try:  # fast path: everything agrees
+        shape, dtype, device = first.shape, first.dtype, first.device
+        if (len(shape) >= 1 and dtype in dtypes and (device_type is None or device.type == device_type)
+                and all(t.shape == shape and t.dtype == dtype and t.device == device for t in tensors[1:])):
+            return
+    except AttributeError:
+        pass
     for name, t in zip(names, tensors):
         if not isinstance(t, torch.Tensor):
             raise InputError(f"{op}: argument {name!r} must be a torch.Tensor, got {type(t).__name__}")

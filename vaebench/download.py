@@ -39,7 +39,7 @@ def _reason(exc: BaseException) -> str:
 
 def _progress(total: int | None, desc: str):
     """A tqdm byte counter, shown only when the size is known and stderr is a terminal."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     show = bool(total) and sys.stderr.isatty()
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,

@@ -9,14 +9,29 @@ Math (per row, D columns):
 - gaussian_kl:     KL(N(mu, e^lv) || N(0, I)) = 1/2 sum(mu^2 + expm1(lv) - lv)
 - bernoulli_log_likelihood: sum(l*x - max(l, 0) - log1p(exp(-|l|)))
 - gaussian_log_likelihood:  -1/2 sum(log 2pi + lv + (x - m)^2 e^-lv)
-Log-variance is clamped to [LOGVAR_MIN, LOGVAR_MAX] everywhere.
+- encoder_head:     (z, kl) in one pass;  decoder_tail: a log-likelihood whose
+  gradient the kernel backends compute in the forward pass
+- reparameterize_seeded: eps drawn from a seed (in-kernel, counter-based, on the
+  kernel backends; a seeded torch.Generator on eager/compile)
+Log-variance is clamped to [LOGVAR_MIN, LOGVAR_MAX] everywhere (gradient zero
+outside the clamp, as torch.clamp's).
+
+Kernel backends live in ``vaebench_kernels`` (``kernels/``) and are imported on
+first use, so this module imports without numba or triton. Validation of the
+inputs (shapes, dtypes, devices on every backend; Bernoulli targets in [0, 1])
+is off by default and costs nothing then: ``set_validation(True)`` or
+VAEBENCH_VALIDATE=1. The kernel backends always check shape, dtype and device.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 
 import torch
+
+from vaebench.errors import InputError
 
 BACKENDS = ("eager", "numba", "triton", "compile")
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
@@ -38,7 +53,20 @@ def get_default_backend() -> str:
 
 def _check_backend(name: str) -> None:
     if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+        raise InputError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+_validate = os.environ.get("VAEBENCH_VALIDATE", "0") not in ("", "0")
+
+
+def set_validation(on: bool) -> None:
+    """Check every op's inputs (shape, dtype, device; Bernoulli targets in [0, 1])."""
+    global _validate
+    _validate = bool(on)
+
+
+def get_validation() -> bool:
+    return _validate
 
 
 def clamp_logvar(logvar: torch.Tensor) -> torch.Tensor:
@@ -66,37 +94,123 @@ def gaussian_log_likelihood_eager(mean, logvar, x):
     return -0.5 * (_LOG_2PI + lv + (x - mean).square() * torch.exp(-lv)).sum(-1)
 
 
+def reparameterize_seeded_eager(mu, logvar, seed):
+    gen = torch.Generator(device=mu.device).manual_seed(int(seed))
+    eps = torch.randn(mu.shape, generator=gen, dtype=mu.dtype, device=mu.device)
+    return reparameterize_eager(mu, logvar, eps)
+
+
+def encoder_head_eager(mu, logvar, eps):
+    return reparameterize_eager(mu, logvar, eps), gaussian_kl_eager(mu, logvar)
+
+
 _EAGER = {
     "reparameterize": reparameterize_eager,
+    "reparameterize_seeded": reparameterize_seeded_eager,
     "gaussian_kl": gaussian_kl_eager,
     "bernoulli_log_likelihood": bernoulli_log_likelihood_eager,
     "gaussian_log_likelihood": gaussian_log_likelihood_eager,
+    "encoder_head": encoder_head_eager,
+}
+OPS = tuple(_EAGER)
+
+# op -> (kernels module, function name)
+_KERNELS = {
+    "reparameterize": ("reparameterize", "reparameterize"),
+    "reparameterize_seeded": ("reparameterize", "reparameterize_seeded"),
+    "gaussian_kl": ("gaussian_kl", "gaussian_kl"),
+    "bernoulli_log_likelihood": ("bernoulli_ll", "bernoulli_ll"),
+    "gaussian_log_likelihood": ("gaussian_ll", "gaussian_ll"),
+    "encoder_head": ("encoder_head", "encoder_head"),
 }
 
+_CACHE: dict = {}
 
-def _impl(op: str, backend: str | None):
-    backend = backend or _default_backend
+
+def _resolve(op: str, backend: str):
     _check_backend(backend)
     if backend == "eager":
         return _EAGER[op]
-    raise NotImplementedError(f"backend {backend!r} for {op} is not built yet")
+    if backend == "compile":
+        return torch.compile(_EAGER[op], dynamic=None)
+    module, name = _KERNELS[op]
+    lib = "numba" if backend == "numba" else "triton"
+    try:
+        import importlib
+        importlib.import_module(lib)
+        mod = importlib.import_module(f"vaebench_kernels.{module}")
+    except ImportError as exc:
+        raise InputError(f"backend {backend!r} needs {lib}, which is not importable ({exc}); "
+                         "install it with: pip install 'vaebench[kernels]'") from None
+    return functools.partial(getattr(mod, name), backend=backend)
+
+
+def _impl(op: str, backend: str | None):
+    key = (op, backend or _default_backend)
+    try:
+        return _CACHE[key]
+    except KeyError:
+        fn = _CACHE[key] = _resolve(op, key[1])
+        return fn
+
+
+def _check_inputs(op, names, tensors):
+    from vaebench_kernels.validate import check_tensors
+    check_tensors(op, names, tensors, dtypes=(torch.float16, torch.bfloat16, torch.float32, torch.float64))
 
 
 def reparameterize(mu, logvar, eps, *, backend=None):
     """z = mu + exp(logvar/2) * eps."""
+    if _validate:
+        _check_inputs("reparameterize", ("mu", "logvar", "eps"), (mu, logvar, eps))
     return _impl("reparameterize", backend)(mu, logvar, eps)
+
+
+def reparameterize_seeded(mu, logvar, seed: int, *, backend=None):
+    """z = mu + exp(logvar/2) * eps with eps ~ N(0, I) drawn from ``seed``.
+
+    Kernel backends draw eps inside the kernel (counter-based) and recompute it in
+    backward instead of storing it; each backend has its own stream."""
+    if _validate:
+        _check_inputs("reparameterize_seeded", ("mu", "logvar"), (mu, logvar))
+    return _impl("reparameterize_seeded", backend)(mu, logvar, seed)
 
 
 def gaussian_kl(mu, logvar, *, backend=None):
     """Per-row KL(N(mu, exp(logvar)) || N(0, I))."""
+    if _validate:
+        _check_inputs("gaussian_kl", ("mu", "logvar"), (mu, logvar))
     return _impl("gaussian_kl", backend)(mu, logvar)
+
+
+def encoder_head(mu, logvar, eps, *, backend=None):
+    """(z, kl): reparameterize and gaussian_kl fused (one pass on kernel backends)."""
+    if _validate:
+        _check_inputs("encoder_head", ("mu", "logvar", "eps"), (mu, logvar, eps))
+    return _impl("encoder_head", backend)(mu, logvar, eps)
 
 
 def bernoulli_log_likelihood(logits, x, *, backend=None):
     """Per-row sum of log Bernoulli(x | sigmoid(logits)), from the logits."""
+    if _validate:
+        _check_inputs("bernoulli_log_likelihood", ("logits", "x"), (logits, x))
+        if not torch.compiler.is_compiling():
+            from vaebench_kernels.validate import check_unit_interval
+            check_unit_interval("bernoulli_log_likelihood", "x", x)
     return _impl("bernoulli_log_likelihood", backend)(logits, x)
 
 
 def gaussian_log_likelihood(mean, logvar, x, *, backend=None):
     """Per-row sum of log N(x | mean, exp(logvar))."""
+    if _validate:
+        _check_inputs("gaussian_log_likelihood", ("mean", "logvar", "x"), (mean, logvar, x))
     return _impl("gaussian_log_likelihood", backend)(mean, logvar, x)
+
+
+def decoder_tail(out, x, logvar=None, *, backend=None):
+    """The decoder's log-likelihood per row: Bernoulli from logits ``out`` when
+    ``logvar`` is None, else Gaussian with mean ``out``. On the kernel backends the
+    forward pass also computes the gradient, and backward only scales it."""
+    if logvar is None:
+        return bernoulli_log_likelihood(out, x, backend=backend)
+    return gaussian_log_likelihood(out, logvar, x, backend=backend)

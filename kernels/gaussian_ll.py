@@ -1,0 +1,201 @@
+"""Gaussian log-likelihood per row, with its gradients in the forward pass (a decoder tail).
+
+    lv = clamp(logvar),  r = x - mean,  q = r^2 e^-lv
+    ll_i = -1/2 sum_j (log 2 pi + lv + q)
+    d/d mean = r e^-lv,   d/d logvar = [lv inside the clamp] (q - 1) / 2,   d/d x = -r e^-lv
+
+One exp per element. The forward writes d/d mean and d/d logvar when they are
+needed; the backward scales them by the upstream gradient (``decoder_tail``).
+Tolerance against eager (fp32): 1e-5 relative on ll and gradients.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+
+from . import _backend as B
+from .decoder_tail import tail_grad
+from .fastmath_config import PARALLEL_MIN
+from .validate import as_rows, check_tensors
+
+OP = "gaussian_log_likelihood"
+_LOG_2PI = math.log(2.0 * math.pi)
+
+# ---- layer 1: numba --------------------------------------------------------
+try:
+    import numba
+    import numpy as np
+    from numba import prange
+
+    from .fastmath import FLAGS, fexp
+
+    _OPTS = dict(fastmath=FLAGS, error_model="numpy", nogil=True)
+    _Z, _HALF, _ONE = np.float32(0), np.float32(0.5), np.float32(1)
+
+    @numba.njit(inline="always", **_OPTS)
+    def _row(m, lv, x, dm, dlv, need_grad, lo, hi, log2pi):
+        acc = _Z
+        if need_grad:
+            for j in range(m.shape[0]):
+                l0 = lv[j]
+                l = lo if l0 < lo else l0
+                l = hi if l > hi else l
+                ie = fexp(-l)
+                r = x[j] - m[j]
+                q = r * r * ie
+                acc += l + q
+                dm[j] = r * ie
+                v = _HALF * (q - _ONE)
+                dlv[j] = v if (l0 >= lo) & (l0 <= hi) else _Z
+        else:
+            for j in range(m.shape[0]):
+                l = lv[j]
+                l = lo if l < lo else l
+                l = hi if l > hi else l
+                r = x[j] - m[j]
+                acc += l + r * r * fexp(-l)
+        return -_HALF * (acc + m.shape[0] * log2pi)
+
+    @numba.njit(parallel=True, cache=True, **_OPTS)
+    def _fwd_par(m, lv, x, ll, dm, dlv, need_grad, lo, hi, log2pi):
+        for i in prange(m.shape[0]):
+            ll[i] = _row(m[i], lv[i], x[i], dm[i], dlv[i], need_grad, lo, hi, log2pi)
+
+    @numba.njit(cache=True, **_OPTS)
+    def _fwd_ser(m, lv, x, ll, dm, dlv, need_grad, lo, hi, log2pi):
+        for i in range(m.shape[0]):
+            ll[i] = _row(m[i], lv[i], x[i], dm[i], dlv[i], need_grad, lo, hi, log2pi)
+except ImportError:  # pragma: no cover
+    numba = None
+
+
+# ---- layer 1: triton -------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def _triton_kernel():
+    from ._triton_common import helpers
+    H = helpers()
+    triton, tl = H.triton, H.tl
+    clamp, inside = H.clamp, H.inside
+
+    @triton.jit
+    def fwd(M, LV, X, LL, DM, DLV, ncols, log2pi, NEED_GRAD: tl.constexpr, lo: tl.constexpr,
+            hi: tl.constexpr, BLOCK: tl.constexpr):
+        row = tl.program_id(0).to(tl.int64)
+        base = row * ncols
+        acc = tl.zeros([BLOCK], dtype=tl.float32)
+        for start in range(0, ncols, BLOCK):
+            cols = start + tl.arange(0, BLOCK)
+            msk = cols < ncols
+            m = tl.load(M + base + cols, mask=msk, other=0.0).to(tl.float32)
+            lv0 = tl.load(LV + base + cols, mask=msk, other=0.0).to(tl.float32)
+            x = tl.load(X + base + cols, mask=msk, other=0.0).to(tl.float32)
+            lv = clamp(lv0, lo, hi)
+            ie = tl.exp(-lv)
+            r = x - m
+            q = r * r * ie
+            acc += tl.where(msk, lv + q, 0.0)
+            if NEED_GRAD:
+                tl.store(DM + base + cols, (r * ie).to(DM.dtype.element_ty), mask=msk)
+                v = tl.where(inside(lv0, lo, hi), 0.5 * (q - 1.0), 0.0)
+                tl.store(DLV + base + cols, v.to(DLV.dtype.element_ty), mask=msk)
+        tl.store(LL + row, (-0.5 * (tl.sum(acc, axis=0) + ncols * log2pi)).to(LL.dtype.element_ty))
+
+    return fwd
+
+
+# ---- layer 2 -----------------------------------------------------------------
+def forward(mean, logvar, x, need_grad: bool, backend: str):
+    """(ll (rows,), d/d mean (rows, D), d/d logvar (rows, D)); the last two empty without need_grad."""
+    names = ("mean", "logvar", "x")
+    if backend == "numba":
+        B.require_numba(OP)
+        check_tensors(OP, names, (mean, logvar, x), device_type="cpu")
+    else:
+        B.require_triton(OP, mean.device)
+        check_tensors(OP, names, (mean, logvar, x), dtypes=B.TRITON_DTYPES)
+    m2, l2, x2 = as_rows(mean), as_rows(logvar), as_rows(x)
+    n, D = m2.shape
+    ll = m2.new_empty(n)
+    shape = (n, D) if need_grad else (n, 0)
+    dm, dlv = m2.new_empty(shape), m2.new_empty(shape)
+    lo, hi = B.logvar_range()
+    if n:
+        if backend == "numba":
+            k = _fwd_par if m2.numel() >= PARALLEL_MIN else _fwd_ser
+            k(m2.numpy(), l2.numpy(), x2.numpy(), ll.numpy(), dm.numpy(), dlv.numpy(), need_grad,
+              *B.np_scalars(m2, lo, hi, _LOG_2PI))
+        else:
+            _triton_kernel()[(n,)](m2, l2, x2, ll, dm if need_grad else m2, dlv if need_grad else m2, D, _LOG_2PI,
+                                   NEED_GRAD=need_grad, lo=lo, hi=hi, BLOCK=min(1024, B.next_pow2(D)))
+    return ll, dm, dlv
+
+
+# ---- layer 3 -----------------------------------------------------------------
+@torch.library.custom_op("vaebench_kernels::gaussian_ll", mutates_args=())
+def _op(mean: torch.Tensor, logvar: torch.Tensor, x: torch.Tensor, need_grad: bool,
+        backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ll, dm, dlv = forward(mean, logvar, x, need_grad, backend)
+    return ll.view(mean.shape[:-1]), dm, dlv
+
+
+@_op.register_fake
+def _(mean, logvar, x, need_grad, backend):
+    n, D = mean.shape[:-1].numel(), mean.shape[-1]
+    shape = (n, D) if need_grad else (n, 0)
+    return mean.new_empty(mean.shape[:-1]), mean.new_empty(shape), mean.new_empty(shape)
+
+
+def _setup(ctx, inputs, output):
+    mean, logvar, x, need_grad, backend = inputs
+    ctx.save_for_backward(output[1], output[2])
+    ctx.shape = mean.shape
+
+
+def _backward(ctx, g, _gdm, _gdlv):
+    dm, dlv = ctx.saved_tensors
+    gm = tail_grad(dm, g, ctx.shape, inplace=False) if ctx.needs_input_grad[0] else None
+    glv = tail_grad(dlv, g, ctx.shape, inplace=False) if ctx.needs_input_grad[1] else None
+    gx = -gm if (ctx.needs_input_grad[2] and gm is not None) else (
+        -tail_grad(dm, g, ctx.shape, inplace=False) if ctx.needs_input_grad[2] else None)
+    return gm, glv, gx, None, None
+
+
+_op.register_autograd(_backward, setup_context=_setup)
+
+
+class GaussianLL(torch.autograd.Function):
+    """Eager fast path: the same kernels; the backward scales the saved buffers in place."""
+
+    @staticmethod
+    def forward(ctx, mean, logvar, x, backend):
+        need = any(ctx.needs_input_grad[:3])
+        ll, dm, dlv = forward(mean, logvar, x, need, backend)
+        ctx.save_for_backward(mean, logvar, x)
+        ctx.bufs = (dm, dlv) if need else None
+        ctx.shape, ctx.backend = mean.shape, backend
+        return ll.view(mean.shape[:-1])
+
+    @staticmethod
+    def backward(ctx, g):
+        bufs = ctx.bufs
+        if bufs is None:  # a second backward (retain_graph): recompute the consumed buffers
+            mean, logvar, x = ctx.saved_tensors
+            _, dm, dlv = forward(mean.detach(), logvar.detach(), x.detach(), True, ctx.backend)
+        else:
+            dm, dlv = bufs
+        ctx.bufs = None
+        need_m, need_lv, need_x = ctx.needs_input_grad[:3]
+        gm = tail_grad(dm, g, ctx.shape, inplace=True) if (need_m or need_x) else None
+        glv = tail_grad(dlv, g, ctx.shape, inplace=True) if need_lv else None
+        gx = -gm if need_x else None
+        return (gm if need_m else None), glv, gx, None
+
+
+def gaussian_ll(mean, logvar, x, backend="numba"):
+    if torch.compiler.is_compiling():
+        need = mean.requires_grad or logvar.requires_grad or x.requires_grad
+        return _op(mean, logvar, x, need, backend)[0]
+    return GaussianLL.apply(mean, logvar, x, backend)
