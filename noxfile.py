@@ -66,11 +66,13 @@ def bench(session):
     """pytest-benchmark suite of the kernels against eager PyTorch and torch.compile."""
     _install(session)
     session.run("pytest", "benchmarks", "--benchmark-enable", "-m", "not gpu",
-                "-o", "addopts=", "--benchmark-columns=median,iqr,ops", *session.posargs)
+                "-o", "addopts=", "--benchmark-columns=median,iqr,ops",
+                "--benchmark-group-by=group", "--benchmark-sort=name", *session.posargs)
 
 
 @nox.session
 def tests_gpu(session):
     """GPU tests and benchmarks (compiled Triton, fp16/bf16 parity). Needs CUDA torch."""
-    session.install("-e", ".[dev]")
-    session.run("pytest", "-q", "-m", "gpu", *session.posargs)
+    session.install("-e", ".[dev]")  # PyPI's default torch wheel is the CUDA build
+    session.run("pytest", "-q", "-m", "gpu", "-o", "addopts=", "tests", *session.posargs)
+    session.run("vaebench", "bench", "--device", "cuda", "--out", "results/kernels")

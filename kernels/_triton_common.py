@@ -12,6 +12,7 @@ from types import SimpleNamespace
 def helpers() -> SimpleNamespace:
     import triton
     import triton.language as tl
+    globals()["tl"] = tl  # a module global: the interpreter re-executes the kernel source
 
     @triton.jit
     def clamp(x, lo: tl.constexpr, hi: tl.constexpr):

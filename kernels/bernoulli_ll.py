@@ -78,6 +78,7 @@ except ImportError:  # pragma: no cover
 def _triton_kernel():
     import triton
     import triton.language as tl
+    globals()["tl"] = tl  # a module global: the interpreter re-executes the kernel source
 
     @triton.jit
     def _bern_fwd(L, X, LL, D, ncols, NEED_GRAD: tl.constexpr, BLOCK: tl.constexpr):

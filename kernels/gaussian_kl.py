@@ -78,7 +78,8 @@ def _triton_kernels():
     from ._triton_common import helpers
     H = helpers()
     triton, tl = H.triton, H.tl
-    clamp, inside, expm1 = H.clamp, H.inside, H.expm1
+    # module globals, not closure cells: the interpreter re-executes the kernel source
+    globals().update(tl=tl, clamp=H.clamp, inside=H.inside, expm1=H.expm1)
 
     @triton.jit
     def fwd(MU, LV, KL, ncols, lo: tl.constexpr, hi: tl.constexpr, BLOCK: tl.constexpr):

@@ -78,7 +78,8 @@ def _triton_kernel():
     from ._triton_common import helpers
     H = helpers()
     triton, tl = H.triton, H.tl
-    clamp, inside = H.clamp, H.inside
+    # module globals, not closure cells: the interpreter re-executes the kernel source
+    globals().update(tl=tl, clamp=H.clamp, inside=H.inside, expm1=H.expm1)
 
     @triton.jit
     def fwd(M, LV, X, LL, DM, DLV, ncols, log2pi, NEED_GRAD: tl.constexpr, lo: tl.constexpr,

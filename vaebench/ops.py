@@ -127,31 +127,49 @@ _KERNELS = {
 _CACHE: dict = {}
 
 
-def _resolve(op: str, backend: str):
+def _kernel_module(module: str):
+    # static imports (no importlib) so that torch.compile can trace a first call
+    if module == "reparameterize":
+        from vaebench_kernels import reparameterize as m
+    elif module == "gaussian_kl":
+        from vaebench_kernels import gaussian_kl as m
+    elif module == "bernoulli_ll":
+        from vaebench_kernels import bernoulli_ll as m
+    elif module == "gaussian_ll":
+        from vaebench_kernels import gaussian_ll as m
+    else:
+        from vaebench_kernels import encoder_head as m
+    return m
+
+
+def _resolve(op: str, backend: str, compiling: bool = False):
     _check_backend(backend)
     if backend == "eager":
         return _EAGER[op]
     if backend == "compile":
-        return torch.compile(_EAGER[op], dynamic=None)
+        # inside an outer torch.compile the eager function is what gets traced
+        return _EAGER[op] if compiling else torch.compile(_EAGER[op], dynamic=None)
     module, name = _KERNELS[op]
     lib = "numba" if backend == "numba" else "triton"
     try:
-        import importlib
-        importlib.import_module(lib)
-        mod = importlib.import_module(f"vaebench_kernels.{module}")
-    except ImportError as exc:
-        raise InputError(f"backend {backend!r} needs {lib}, which is not importable ({exc}); "
+        if lib == "numba":
+            import numba  # noqa: F401
+        else:
+            import triton  # noqa: F401
+    except ImportError:
+        raise InputError(f"backend {backend!r} needs {lib}, which is not installed; "
                          "install it with: pip install 'vaebench[kernels]'") from None
-    return functools.partial(getattr(mod, name), backend=backend)
+    return functools.partial(getattr(_kernel_module(module), name), backend=backend)
 
 
 def _impl(op: str, backend: str | None):
     key = (op, backend or _default_backend)
-    try:
-        return _CACHE[key]
-    except KeyError:
+    fn = _CACHE.get(key)
+    if fn is None:
+        if torch.compiler.is_compiling():
+            return _resolve(op, key[1], compiling=True)
         fn = _CACHE[key] = _resolve(op, key[1])
-        return fn
+    return fn
 
 
 def _check_inputs(op, names, tensors):
@@ -170,7 +188,9 @@ def reparameterize_seeded(mu, logvar, seed: int, *, backend=None):
     """z = mu + exp(logvar/2) * eps with eps ~ N(0, I) drawn from ``seed``.
 
     Kernel backends draw eps inside the kernel (counter-based) and recompute it in
-    backward instead of storing it; each backend has its own stream."""
+    backward instead of storing it; each backend has its own stream. The eager and
+    compile backends use a seeded torch.Generator, which torch.compile(fullgraph=True)
+    cannot trace: under torch.compile use a kernel backend."""
     if _validate:
         _check_inputs("reparameterize_seeded", ("mu", "logvar"), (mu, logvar))
     return _impl("reparameterize_seeded", backend)(mu, logvar, seed)

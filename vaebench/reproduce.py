@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", choices=BUDGETS, default="quick",
                    help="quick (minutes on a laptop CPU), medium (1e7 samples a run) or paper (as the paper's x-axis)")
     p.add_argument("--datasets", help="figure2: comma-separated subset of mnist,frey (default both)")
+    p.add_argument("--n-train", dest="n_train", help="figure3: comma-separated subset of 1000,50000 (default both)")
+    p.add_argument("--threads", type=int, help="torch CPU threads of this process (default: torch's)")
     p.add_argument("--jobs", type=int, default=2, help="runs trained at once, in separate processes (default 2)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--backend", default="eager", help="hot-path ops backend (default eager)")

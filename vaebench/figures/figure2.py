@@ -382,7 +382,7 @@ def plot(ours, curves, path: str | Path, budget: str | None = None) -> None:
     fig.suptitle(title + (f" — budget: {budget}" if budget else ""), fontsize=10, y=1 - 0.08 / h, va="top")
     fig.legend(handles=handles, loc="upper center", ncol=6, fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, 1 - 0.3 / h))
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / h))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / h))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=130)
     plt.close(fig)

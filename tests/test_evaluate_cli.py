@@ -1,0 +1,81 @@
+"""`vaebench evaluate`: the marginal likelihood of a tiny trained MNIST run, written beside it."""
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from vaebench.cli import main
+from vaebench.config import RunConfig
+from vaebench.errors import DataError
+from vaebench.train import train
+
+FAST = ["--n-points", "20", "--samples-per-point", "10", "--burn-in", "20", "--threads", "1"]
+
+
+def _tiny_run(out: Path, algorithm: str) -> Path:
+    cfg = RunConfig(algorithm=algorithm, nz=2, hidden=10, samples=3000, lr=0.1, n_train=200, snapshots=True,
+                    first_eval=1000, evals_per_decade=2, lr_trial_samples=100)
+    try:
+        train(cfg, out, progress=False)
+    except DataError as exc:  # pragma: no cover - MNIST not installed
+        pytest.skip(f"MNIST not available: {exc}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def aevb_run(tmp_path_factory):
+    return _tiny_run(tmp_path_factory.mktemp("eval") / "aevb", "aevb")
+
+
+def read(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_hmc_on_every_snapshot_then_resumes(aevb_run, capsys):
+    assert main(["evaluate", str(aevb_run), "--snapshot", "all", *FAST]) == 0
+    rows = read(aevb_run / "marginal_hmc.csv")
+    snapshots = sorted(int(p.stem.split("_")[1]) for p in (aevb_run / "snapshots").glob("params_*.pt"))
+    assert [int(r["samples_seen"]) for r in rows] == [s for s in snapshots for _ in (0, 1)]
+    assert [r["split"] for r in rows[:2]] == ["train", "test"]
+    for r in rows:
+        assert r["method"] == "hmc" and r["n_points"] == "20" and r["leapfrog"] == "4"
+        assert -800 < float(r["marginal_log_likelihood"]) < 0 and 0 <= float(r["stderr"]) < 5
+        assert 0.5 < float(r["mean_accept"]) <= 1
+    # the same settings again: nothing recomputed; other settings: rows added, old ones kept
+    before = (aevb_run / "marginal_hmc.csv").read_text()
+    assert main(["evaluate", str(aevb_run), "--snapshot", "all", *FAST]) == 0
+    assert (aevb_run / "marginal_hmc.csv").read_text() == before
+    assert main(["evaluate", str(aevb_run), "--split", "test", *FAST[:-2], "--leapfrog", "3"]) == 0
+    rows2 = read(aevb_run / "marginal_hmc.csv")
+    assert len(rows2) == len(rows) + 1 and rows2[-1]["leapfrog"] == "3" and rows2[-1]["split"] == "test"
+    assert int(rows2[-1]["samples_seen"]) == 3000  # --snapshot last: the checkpoint's parameters
+
+
+def test_importance_agrees_with_hmc_on_train_points(aevb_run):
+    assert main(["evaluate", str(aevb_run), "--method", "importance", "--k", "500", "--n-points", "20",
+                 "--split", "train"]) == 0
+    imp = read(aevb_run / "marginal_importance.csv")
+    assert len(imp) == 1 and imp[0]["k"] == "500"
+    assert main(["evaluate", str(aevb_run), "--split", "train", "--n-points", "20", "--threads", "1"]) == 0
+    hmc = [r for r in read(aevb_run / "marginal_hmc.csv") if r["samples_per_point"] == "50"]
+    # a tiny, barely trained model: its encoder is a good proposal, the two estimates agree
+    assert abs(float(imp[0]["marginal_log_likelihood"]) - float(hmc[0]["marginal_log_likelihood"])) < 1.0
+
+
+def test_user_errors_are_one_line(aevb_run, tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    assert main(["evaluate", str(aevb_run), "--split", "valid"]) == 2
+    assert "--split" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(aevb_run), "--n-points", "0"])
+
+
+def test_importance_refuses_a_model_without_encoder(tmp_path, capsys):
+    run = _tiny_run(tmp_path / "mcem", "mcem")
+    assert main(["evaluate", str(run), "--method", "importance"]) == 2
+    assert "no encoder" in capsys.readouterr().err
+    assert main(["evaluate", str(run), *FAST, "--split", "train"]) == 0
+    assert len(read(run / "marginal_hmc.csv")) == 1

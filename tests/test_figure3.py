@@ -1,0 +1,129 @@
+"""Figure 3: its config, and the summary (CSV, figure, obtained-versus-paper table) on fake run folders."""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from vaebench.algorithms.mcem import MCEM
+from vaebench.algorithms.wake_sleep import WakeSleep
+from vaebench.config import RunConfig
+from vaebench.errors import VaebenchError
+from vaebench.evaluate_cli import COLUMNS
+from vaebench.figures import figure3
+
+
+@pytest.mark.parametrize("budget", figure3.BUDGETS)
+def test_every_config_parses_with_the_papers_settings(budget):
+    conf = figure3.load_config()
+    runs = figure3.build_runs(conf, budget, "OUT")
+    assert len(runs) == 6  # N_train 1000, 50000 x AEVB, wake-sleep, MCEM
+    assert {(c.n_train, c.algorithm) for c, _ in runs} == {(n, a) for n in (1000, 50000) for a in figure3.ALGORITHMS}
+    for cfg, out in runs:
+        assert isinstance(cfg, RunConfig) and cfg.check() is cfg
+        assert cfg.dataset == "mnist" and cfg.nz == 3 and cfg.hidden_units == 100  # the paper's
+        assert cfg.batch_size == 100 and cfg.init_std == 0.01 and cfg.prior and cfg.snapshots
+        assert out == Path("OUT") / f"ntrain{cfg.n_train}_{cfg.algorithm}"
+    mcem = next(c for c, _ in runs if c.algorithm == "mcem")
+    assert mcem.options["leapfrog"] == 10 and mcem.options["updates"] == 5 and mcem.options["target_accept"] == 0.9
+    ws = next(c for c, _ in runs if c.algorithm == "wake-sleep")
+    assert ws.lr == WakeSleep.default_lr and ws.dreams == WakeSleep.default_dreams  # as Figure 2
+    settings = figure3.marginal_settings(conf, budget)
+    assert settings["method"] == "hmc" and settings["samples_per_point"] == 50 and settings["leapfrog"] == 4
+    assert settings["n_points"] == (100 if budget == "quick" else 1000)
+
+
+def test_budgets_and_subsets():
+    conf = figure3.load_config()
+    samples = [figure3.run_configs(conf, b)[0].samples for b in figure3.BUDGETS]
+    assert samples[0] < samples[1] == 10**7 < samples[2] == 6 * 10**7
+    only = figure3.run_configs(conf, "medium", n_train=[1000], algorithms=["mcem"])
+    assert [(c.n_train, c.algorithm) for c in only] == [(1000, "mcem")]
+    assert figure3._parse_n_train("1000", conf) == [1000]
+    with pytest.raises(VaebenchError, match="n-train"):
+        figure3._parse_n_train("123", conf)
+    with pytest.raises(VaebenchError, match="budget"):
+        figure3.run_configs(conf, "huge")
+    assert MCEM.needs_encoder is False and MCEM.wants_indices is True
+
+
+def test_a_bad_config_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[budgets.quick]\nsamples = 1e5\n[algorithms.vae]\nlr = 0.1\n')
+    with pytest.raises(VaebenchError, match="unknown algorithm"):
+        figure3.load_config(bad)
+    bad.write_text('[budgets.quick]\nsamples = 1e5\n[algorithms.aevb]\n[marginal]\nleapfrogs = 3\n')
+    with pytest.raises(VaebenchError, match="leapfrogs"):
+        figure3.load_config(bad)
+
+
+# ---- the summary on fake run folders ----------------------------------------------------------
+
+def fake_run(out: Path, n_train: int, algorithm: str, values: dict, n_points=1000):
+    run = out / figure3.run_name(n_train, algorithm)
+    run.mkdir(parents=True)
+    cfg = RunConfig(algorithm=algorithm, nz=3, hidden=100, n_train=n_train, samples=max(values), snapshots=True)
+    (run / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "status": "finished", "lr": 0.02,
+                                              "samples_seen": max(values), "machine": {"cpu": "test"}}))
+    with open(run / "marginal_hmc.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for samples, (train, test) in sorted(values.items()):
+            for split, v in (("train", train), ("test", test)):
+                w.writerow({"run": run.name, "dataset": "mnist", "algorithm": algorithm, "n_train": n_train,
+                            "nz": 3, "hidden": 100, "samples_seen": samples, "split": split, "method": "hmc",
+                            "n_points": n_points, "marginal_log_likelihood": v, "stderr": 0.05,
+                            "samples_per_point": 50, "leapfrog": 4, "burn_in": 200, "thin": 2, "seed": 0,
+                            "mean_accept": 0.9, "wall_s": 1.0})
+    return run
+
+
+def test_summary_writes_csv_figure_and_table(tmp_path):
+    out = tmp_path / "medium"
+    fake_run(out, 1000, "aevb", {1_000_000: (-128.0, -146.0), 3_000_000: (-118.0, -143.0)})
+    fake_run(out, 1000, "wake-sleep", {1_000_000: (-140.0, -150.0), 3_000_000: (-133.0, -148.0)})
+    fake_run(out, 1000, "mcem", {1_000_000: (-139.0, -152.0), 3_000_000: (-130.0, -146.0)})
+    fake_run(out, 50000, "aevb", {5_000_000: (-138.0, -144.0)})
+    (out / "not_a_run").mkdir()
+    (out / "ntrain1000_aevb" / "marginal_importance.csv").write_text(
+        "run,samples_seen,split,method,n_points,marginal_log_likelihood,stderr,k\n"
+        "ntrain1000_aevb,3000000,train,importance,1000,-118.5,0.1,1000\n")
+    paths = figure3.summarize(out)
+    for p in paths.values():
+        assert p.exists() and p.stat().st_size > 0
+    with open(paths["figure3.csv"]) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 14 and {r["budget"] for r in rows} == {"medium"}
+    assert rows[0]["algorithm"] == "aevb" and rows[0]["split"] == "train" and rows[0]["n_train"] == "1000"
+    with open(paths["figure3_table.csv"]) as f:
+        table = list(csv.DictReader(f))
+    # AEVB train at 2e6: interpolated linearly between our 1e6 and 3e6 snapshots
+    r = next(t for t in table if t["algorithm"] == "aevb" and t["n_train"] == "1000" and t["split"] == "train"
+             and t["samples"] == "2000000")
+    paper = figure3.paper_value(1000, "aevb", "train", 2_000_000)
+    assert math.isclose(float(r["ours"]), -123.0) and math.isclose(float(r["paper"]), paper)
+    assert math.isclose(float(r["difference"]), -123.0 - paper, abs_tol=1e-3)
+    md = paths["figure3_table.md"].read_text()
+    assert "| 1,000 | AEVB | 3e6 |" not in md and "| 1,000 | AEVB | 2e6 |" in md and "| 50,000 | AEVB | 5e6 | -138.0 | -137.7 | -0.3 |" in md
+    assert "| ntrain1000_aevb | 3e6 | train | -118.00 ± 0.05 | -118.50 ± 0.10 (k = 1000) |" in md
+    prov = json.loads(paths["provenance.json"].read_text())
+    assert prov["figure"] == "figure3" and set(prov["runs"]) == {
+        "ntrain1000_aevb", "ntrain1000_wake-sleep", "ntrain1000_mcem", "ntrain50000_aevb"}
+
+
+def test_summary_keeps_only_the_requested_settings(tmp_path):
+    out = tmp_path / "quick"
+    fake_run(out, 1000, "aevb", {1_000_000: (-128.0, -146.0)}, n_points=100)
+    settings = {**figure3.MARGINAL_DEFAULTS, "n_points": 1000}
+    assert figure3.collect(out, "quick", settings).empty
+    assert len(figure3.collect(out, "quick", {**settings, "n_points": 100})) == 2
+    with pytest.raises(VaebenchError, match="no Figure 3 estimates"):
+        figure3.summarize(tmp_path / "empty")
+
+
+def test_paper_reference_has_every_curve():
+    ref = figure3.paper_reference()
+    assert set(ref.algorithm) == set(figure3.ALGORITHMS) and set(ref.n_train) == {1000, 50000}
+    assert figure3.paper_value(1000, "aevb", "train", 60_000_000) == pytest.approx(-109.1)
