@@ -127,3 +127,41 @@ def test_paper_reference_has_every_curve():
     ref = figure3.paper_reference()
     assert set(ref.algorithm) == set(figure3.ALGORITHMS) and set(ref.n_train) == {1000, 50000}
     assert figure3.paper_value(1000, "aevb", "train", 60_000_000) == pytest.approx(-109.1)
+
+
+def test_reproduce_end_to_end_on_a_tiny_budget(tmp_path, capsys):
+    """`vaebench reproduce figure3` with a tiny config: trains, estimates, summarizes."""
+    from vaebench.cli import main
+    from vaebench.errors import DataError
+
+    conf = (figure3.DEFAULT_CONFIG.read_text()
+            .replace("samples = 5e5", "samples = 2000\nfirst_eval = 1000\nevals_per_decade = 2\nlr_trial_samples = 200")
+            .replace("n_points = 100 ", "n_points = 8\nburn_in = 10\nsamples_per_point = 5\nimportance_k = 20 ")
+            .replace("min_samples = 1e5", "min_samples = 1000"))
+    path = tmp_path / "tiny.toml"
+    path.write_text(conf)
+    out = tmp_path / "out"
+    try:
+        from vaebench.data import load_dataset
+        load_dataset("mnist", n_train=1000)
+    except DataError as exc:  # pragma: no cover
+        pytest.skip(f"MNIST not available: {exc}")
+    argv = ["reproduce", "figure3", "--config", str(path), "--out", str(out), "--n-train", "1000",
+            "--jobs", "1", "--threads", "1", "--no-progress"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "8 points per split" in text
+    with open(out / "figure3.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["algorithm"] for r in rows} == set(figure3.ALGORITHMS)
+    assert {int(r["samples_seen"]) for r in rows} == {1000, 2000}  # the snapshots from min_samples
+    assert all(r["n_points"] == "8" and math.isfinite(float(r["marginal_log_likelihood"])) for r in rows)
+    assert (out / "ntrain1000_aevb" / "marginal_importance.csv").exists()
+    assert not (out / "ntrain1000_mcem" / "marginal_importance.csv").exists()
+    assert (out / "figure3.png").stat().st_size > 0 and (out / "figure3_table.md").exists()
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["budget"] == "quick" and prov["marginal_likelihood"]["n_points"] == 8
+    # run again: everything is reused, the outputs rewritten identically
+    before = (out / "figure3.csv").read_text()
+    assert main(argv) == 0
+    assert (out / "figure3.csv").read_text() == before

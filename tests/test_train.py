@@ -199,3 +199,15 @@ def test_frey_face_trains_with_the_gaussian_decoder(tmp_path):
     info = train(RunConfig(dataset="frey", nz=2, hidden=50, samples=3000, lr=0.02, first_eval=1000,
                            data_dir=str(SHARED_DATA)), tmp_path / "f", progress=False)
     assert math.isfinite(info["final"]["test"]) and info["data"]["n_test"] == 200
+
+
+@pytest.mark.parametrize("backend", ["numba"])
+def test_training_gives_the_same_curve_on_a_kernel_backend(tmp_path, backend):
+    pytest.importorskip(backend)
+    data = tiny_dataset()
+    train(tiny_config(samples=3000), tmp_path / "eager", data=data, progress=False)
+    info = train(tiny_config(samples=3000, backend=backend), tmp_path / backend, data=data, progress=False)
+    assert info["config"]["backend"] == backend
+    eager = [float(r["lower_bound"]) for r in read_metrics(tmp_path / "eager" / "metrics.csv")]
+    other = [float(r["lower_bound"]) for r in read_metrics(tmp_path / backend / "metrics.csv")]
+    assert other == pytest.approx(eager, rel=1e-4)  # fp32 kernels vs eager, 30 Adagrad steps

@@ -53,8 +53,12 @@ def sgvb_a(model, x, L=1, generator=None, eps=None) -> Bound:
 def sgvb_b(model, x, L=1, generator=None, eps=None) -> Bound:
     mu, logvar = model.encoder(x)
     eps = _draw_eps(mu, L, generator) if eps is None else eps
-    z = _sample_z(mu, logvar, eps)
-    value = model.decoder.log_prob(x, z).mean(0) - ops.gaussian_kl(mu, logvar)
+    if eps.shape[0] == 1:  # the paper's L = 1: z and the KL in one fused pass
+        z, kl = ops.encoder_head(mu, logvar, eps[0])
+        z = z.unsqueeze(0)
+    else:
+        z, kl = _sample_z(mu, logvar, eps), ops.gaussian_kl(mu, logvar)
+    value = model.decoder.log_prob(x, z).mean(0) - kl
     return Bound(value, value)
 
 
