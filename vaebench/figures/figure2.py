@@ -464,6 +464,20 @@ def summarize(out_dir: str | Path, *, budget: str | None = None, command: str | 
 
 # ---- vaebench reproduce figure2 ------------------------------------------------------------
 
+def _command(args, out: Path) -> str:
+    """The command line equivalent to ``args`` (every option spelled out)."""
+    words = ["vaebench", "reproduce", "figure2", "--budget", args.budget]
+    for flag, name in (("--datasets", "datasets"), ("--jobs", "jobs"), ("--device", "device"),
+                       ("--backend", "backend"), ("--config", "config"), ("--data-dir", "data_dir")):
+        value = getattr(args, name, None)
+        if value is not None:
+            words += [flag, str(value)]
+    words += ["--out", str(out)]
+    if not getattr(args, "progress", True):
+        words.append("--no-progress")
+    return shlex.join(words)
+
+
 def reproduce(args) -> int:
     from vaebench.runner import run_many
 
@@ -477,7 +491,7 @@ def reproduce(args) -> int:
     out = Path(args.out) if getattr(args, "out", None) else Path("results") / "figure2" / args.budget
     runs = build_runs(conf, args.budget, out, datasets=datasets, device=getattr(args, "device", None),
                       backend=getattr(args, "backend", None), data_dir=getattr(args, "data_dir", None))
-    command = shlex.join(["vaebench", *sys.argv[1:]]) if sys.argv and sys.argv[0] else None
+    command = _command(args, out)
     print(f"figure2, budget {args.budget}: {len(runs)} runs into {out}/ ({args.jobs} at a time)", flush=True)
     t0, paths = time.perf_counter(), None
     try:
