@@ -8,6 +8,7 @@ import pytest
 from vaebench.cli import main
 from vaebench.config import RunConfig
 from vaebench.errors import DataError
+from vaebench.evaluate_cli import evaluate_run
 from vaebench.train import train
 
 FAST = ["--n-points", "20", "--samples-per-point", "10", "--burn-in", "20", "--threads", "1"]
@@ -51,6 +52,9 @@ def test_hmc_on_every_snapshot_then_resumes(aevb_run, capsys):
     rows2 = read(aevb_run / "marginal_hmc.csv")
     assert len(rows2) == len(rows) + 1 and rows2[-1]["leapfrog"] == "3" and rows2[-1]["split"] == "test"
     assert int(rows2[-1]["samples_seen"]) == 3000  # --snapshot last: the checkpoint's parameters
+    only = evaluate_run(aevb_run, snapshot="all", only=[snapshots[0]], n_points=5, samples_per_point=5,
+                        burn_in=5, seed=3, progress=False)
+    assert [(int(r["samples_seen"]), r["split"]) for r in only] == [(snapshots[0], "train"), (snapshots[0], "test")]
 
 
 def test_importance_agrees_with_hmc_on_train_points(aevb_run):

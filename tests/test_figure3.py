@@ -107,7 +107,7 @@ def test_summary_writes_csv_figure_and_table(tmp_path):
     assert math.isclose(float(r["difference"]), -123.0 - paper, abs_tol=1e-3)
     md = paths["figure3_table.md"].read_text()
     assert "| 1,000 | AEVB | 3e6 |" not in md and "| 1,000 | AEVB | 2e6 |" in md and "| 50,000 | AEVB | 5e6 | -138.0 | -137.7 | -0.3 |" in md
-    assert "| ntrain1000_aevb | 3e6 | train | -118.00 ± 0.05 | -118.50 ± 0.10 (k = 1000) |" in md
+    assert "| ntrain1000_aevb | 3e6 | train | -118.00 ± 0.050 | -118.50 ± 0.100 (k = 1000) |" in md
     prov = json.loads(paths["provenance.json"].read_text())
     assert prov["figure"] == "figure3" and set(prov["runs"]) == {
         "ntrain1000_aevb", "ntrain1000_wake-sleep", "ntrain1000_mcem", "ntrain50000_aevb"}

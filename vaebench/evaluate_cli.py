@@ -134,9 +134,10 @@ def _same_settings(row: dict, settings: dict) -> bool:
 def evaluate_run(run_dir, *, method: str = "hmc", splits=("train", "test"), n_points: int = 1000,
                  k: int = 1000, samples_per_point: int = 50, leapfrog: int = 4, burn_in: int = 200, thin: int = 2,
                  snapshot: str = "last", min_samples: float = 0, seed: int = 0, data=None, data_dir=None,
-                 device: str | None = None, progress: bool = True) -> list[dict]:
+                 device: str | None = None, progress: bool = True, only=None) -> list[dict]:
     """Estimate log p(x) for the run's parameters (final or every snapshot) on each split's first
-    ``n_points`` points; write and return the rows of RUN_DIR/marginal_<method>.csv."""
+    ``n_points`` points; write and return the rows of RUN_DIR/marginal_<method>.csv.
+    ``only``: a collection of samples_seen values, to evaluate just those snapshots."""
     from vaebench.data import load_dataset
     from vaebench.marginal import hmc_log_marginal, importance_log_marginal
 
@@ -151,6 +152,8 @@ def evaluate_run(run_dir, *, method: str = "hmc", splits=("train", "test"), n_po
     if method == "importance" and not algorithm_class(cfg.algorithm).needs_encoder:
         raise VaebenchError(f"{run_dir}: {cfg.algorithm} trains no encoder; use --method hmc")
     params = list_parameters(run_dir, snapshot, min_samples)
+    if only is not None:
+        params = [p for p in params if p[0] in set(only)]
     if data is None:
         data = load_dataset(cfg.dataset, data_dir if data_dir is not None else cfg.data_dir,
                             binarize=cfg.binarize, n_train=cfg.n_train, seed=cfg.seed)

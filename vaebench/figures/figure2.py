@@ -329,7 +329,7 @@ def plot(ours, curves, path: str | Path, budget: str | None = None) -> None:
     if not rows:
         raise VaebenchError("no run folder with metrics to plot")
     ncols = max(len(nzs) for _, nzs in rows)
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(3.0 * ncols, 2.9 * len(rows) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(max(3.0 * ncols, 6.0), 2.9 * len(rows) + 0.8), squeeze=False)
     for r, (dataset, nzs) in enumerate(rows):
         for c in range(ncols):
             ax = axes[r][c]
@@ -380,9 +380,10 @@ def plot(ours, curves, path: str | Path, budget: str | None = None) -> None:
     h = fig.get_figheight()
     title = "Figure 2 (Kingma & Welling 2013): ours against the paper's curves"
     fig.suptitle(title + (f" — budget: {budget}" if budget else ""), fontsize=10, y=1 - 0.08 / h, va="top")
-    fig.legend(handles=handles, loc="upper center", ncol=6, fontsize=8, frameon=False,
+    wide = fig.get_figwidth() >= 9  # the legend on one line, else two
+    fig.legend(handles=handles, loc="upper center", ncol=6 if wide else 3, fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, 1 - 0.3 / h))
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / h))
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.45 if wide else 0.65) / h))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=130)
     plt.close(fig)

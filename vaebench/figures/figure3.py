@@ -325,8 +325,8 @@ def cross_check(out_dir: str | Path, ours, settings: dict | None = None) -> str:
                 continue
             h = mine.iloc[0]
             lines.append(f"| {run_dir.name} | {_fmt_samples(int(r.samples_seen))} | {r.split} | "
-                         f"{h.marginal_log_likelihood:.2f} ± {h.stderr:.2f} | "
-                         f"{r.marginal_log_likelihood:.2f} ± {r.stderr:.2f} (k = {int(r.k)}) |")
+                         f"{h.marginal_log_likelihood:.2f} ± {h.stderr:.3f} | "
+                         f"{r.marginal_log_likelihood:.2f} ± {r.stderr:.3f} (k = {int(r.k)}) |")
     if not lines:
         return ""
     return "\n".join([
@@ -475,7 +475,7 @@ def summarize(out_dir: str | Path, *, budget: str | None = None, settings: dict 
         first = ours.iloc[0]
         settings = {k: (int(first[k]) if str(first[k]).isdigit() else first[k])
                     for k in MARGINAL_DEFAULTS if k in ours and k != "min_samples"}
-    atomic_write_text(paths["figure3_table.md"], table_markdown(table, budget, settings) + cross)
+    atomic_write_text(paths["figure3_table.md"], table_markdown(table, budget, settings) + ("\n" + cross if cross else ""))
     plot(ours, paper_curves(paper_dir), paths["figure3.png"], budget)
     atomic_write_json(paths["provenance.json"], provenance(out_dir, budget, settings, command, reproduce_wall_s))
     return paths
