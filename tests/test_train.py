@@ -211,3 +211,18 @@ def test_training_gives_the_same_curve_on_a_kernel_backend(tmp_path, backend):
     eager = [float(r["lower_bound"]) for r in read_metrics(tmp_path / "eager" / "metrics.csv")]
     other = [float(r["lower_bound"]) for r in read_metrics(tmp_path / backend / "metrics.csv")]
     assert other == pytest.approx(eager, rel=1e-4)  # fp32 kernels vs eager, 30 Adagrad steps
+
+
+@pytest.mark.parametrize("argv, lr", [
+    (["--algorithm", "wake-sleep"], 0.01),
+    (["--algorithm", "wake-sleep", "--lr", "0.02"], 0.02),
+    (["--algorithm", "aevb"], "auto"),
+])
+def test_step_size_defaults_per_algorithm(tmp_path, argv, lr):
+    import argparse
+
+    from vaebench.train_cli import add_arguments, config_from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    assert config_from_args(p.parse_args([*argv, "--out", str(tmp_path)])).lr == lr
