@@ -12,7 +12,7 @@ from vaebench import ops
 from vaebench.algorithms.aevb import AEVB
 from vaebench.models import build_model
 
-STEPS = 20
+STEPS = 50
 
 
 def _backend_available(name):
@@ -46,7 +46,7 @@ def test_aevb_training_throughput(benchmark, backend):
             for x in data:
                 algo.step(x, gen)
 
-        benchmark.pedantic(steps, rounds=5, iterations=1)
+        benchmark.pedantic(steps, rounds=7, iterations=1)
         per_s = STEPS * 100 / benchmark.stats.stats.median
         benchmark.extra_info["samples_per_s"] = round(per_s)
         benchmark.extra_info["threads"] = torch.get_num_threads()

@@ -148,7 +148,6 @@ def traffic_bytes(op, mode, B, D, itemsize) -> int:
     rows = 1 if op != "reparameterize" else 0  # per-row output (kl or ll)
     if mode == "fwdbwd":
         full += WRITTEN_GRADS.get(op, len(grads))
-        full += 0 if op == "gaussian_kl" else 0
     return (full * B * D + rows * B) * itemsize
 
 
