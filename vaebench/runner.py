@@ -43,7 +43,8 @@ def run_many(runs: list[tuple[RunConfig, Path]], jobs: int = 1, progress: bool =
     todo = [(cfg.check(), Path(out)) for cfg, out in runs if not is_finished(out, cfg)]
     skipped = len(runs) - len(todo)
     if skipped and progress:
-        print(f"{skipped} of {len(runs)} runs already finished; skipping them")
+        print(f"{skipped} of {len(runs)} runs already finished; skipping them "
+              "(pass another --out for a fresh reproduction)")
     if not todo:
         return [Path(out) for _, out in runs]
     import torch
