@@ -17,10 +17,6 @@ algorithms) of ``reproductions/figure2.toml`` at a budget into ``<out>/<dataset>
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
-import io
-import json
 import math
 import shlex
 import sys
@@ -30,11 +26,12 @@ from pathlib import Path
 from vaebench.config import RunConfig, load_toml
 from vaebench.errors import VaebenchError
 from vaebench.fileio import atomic_path, atomic_write_json, atomic_write_text
+from vaebench.figures.common import (BUDGETS, PAPER_DIR, REPRODUCTIONS_DIR, add_run_columns, default_budget,
+                                     format_samples, format_value, machine_and_versions, print_done,
+                                     read_old_provenance, read_paper_csv, read_run_json, sort_in_order,
+                                     summarize_main, utc_now, write_csv)
 
-REPRODUCTIONS_DIR = Path(__file__).resolve().parents[2] / "reproductions"
 DEFAULT_CONFIG = REPRODUCTIONS_DIR / "figure2.toml"
-PAPER_DIR = REPRODUCTIONS_DIR / "paper"
-BUDGETS = ("quick", "medium", "paper")
 DATASETS = ("mnist", "frey")
 ALGORITHMS = ("aevb", "wake-sleep")
 PANELS = {"mnist": (3, 5, 10, 20, 200), "frey": (2, 5, 10, 20)}  # the paper's layout
@@ -128,20 +125,12 @@ def build_runs(conf: dict, budget: str, out: str | Path, **kw) -> list[tuple[Run
 
 def paper_curves(paper_dir: str | Path = PAPER_DIR):
     """Every plotted vertex of the paper's Figure 2 (algorithm in vaebench's spelling)."""
-    import pandas as pd
-
-    df = pd.read_csv(Path(paper_dir) / "figure2_curves.csv")
-    df["algorithm"] = df["algorithm"].str.replace("_", "-")
-    return df
+    return read_paper_csv(Path(paper_dir) / "figure2_curves.csv")
 
 
 def paper_reference(paper_dir: str | Path = PAPER_DIR):
     """The paper's Figure 2 read at fixed budgets (algorithm in vaebench's spelling)."""
-    import pandas as pd
-
-    df = pd.read_csv(Path(paper_dir) / "figure2_reference.csv")
-    df["algorithm"] = df["algorithm"].str.replace("_", "-")
-    return df
+    return read_paper_csv(Path(paper_dir) / "figure2_reference.csv")
 
 
 def paper_value(dataset: str, nz: int, algorithm: str, split: str, samples: int,
@@ -182,16 +171,6 @@ def run_dirs(out_dir: str | Path) -> list[Path]:
         if out_dir.is_dir() else []
 
 
-def _read_run_json(run_dir: Path) -> dict:
-    path = run_dir / "run.json"
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        return {}
-
-
 def collect(out_dir: str | Path, budget: str | None = None):
     """Every run's metrics.csv under ``out_dir`` as one tidy DataFrame."""
     import pandas as pd
@@ -201,12 +180,7 @@ def collect(out_dir: str | Path, budget: str | None = None):
         df = pd.read_csv(run_dir / "metrics.csv")
         if df.empty:
             continue
-        info = _read_run_json(run_dir)
-        df.insert(0, "budget", budget)
-        df["lr"] = info.get("lr")
-        df["status"] = info.get("status")
-        df["run"] = run_dir.name
-        frames.append(df)
+        frames.append(add_run_columns(df, run_dir, budget))
     columns = ["budget", "dataset", "algorithm", "estimator", "nz", "hidden", "seed", "samples_seen", "split",
                "lower_bound", "wall_s", "lr", "status", "run"]
     if not frames:
@@ -214,8 +188,7 @@ def collect(out_dir: str | Path, budget: str | None = None):
     df = pd.concat(frames, ignore_index=True)
     order = {"dataset": {d: i for i, d in enumerate(PANELS)}, "algorithm": {a: i for i, a in enumerate(ALGORITHMS)},
              "split": {"train": 0, "test": 1}}
-    df = df.sort_values(["dataset", "nz", "algorithm", "samples_seen", "split"],
-                        key=lambda s: s.map(order[s.name]) if s.name in order else s, kind="stable")
+    df = sort_in_order(df, ["dataset", "nz", "algorithm", "samples_seen", "split"], order)
     return df[columns].reset_index(drop=True)
 
 
@@ -246,19 +219,9 @@ def comparison(ours, reference=None):
                                        "difference", "ours_exact", "paper_interpolated", "paper_shown"])
 
 
-def _fmt_samples(s: int) -> str:
-    exp = int(math.floor(math.log10(s)))
-    mant = s / 10**exp
-    return f"1e{exp}" if mant == 1 else f"{mant:g}e{exp}"
-
-
-def _fmt(v: float, digits: int = 1) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
-
-
 def _paper_cell(row) -> str:
     mark = ("*" if row.paper_interpolated else "") + ("†" if not row.paper_shown else "")
-    return f"{_fmt(row.paper)}{mark}"
+    return f"{format_value(row.paper)}{mark}"
 
 
 def _pair_rows(table, with_samples: bool) -> list[str]:
@@ -267,14 +230,15 @@ def _pair_rows(table, with_samples: bool) -> list[str]:
     for (dataset, nz, algorithm, samples), g in table.groupby(keys, sort=False):
         cells = [DATASET_TITLES[dataset], str(nz), ALGORITHM_LABELS[algorithm]]
         if with_samples:
-            cells.append(_fmt_samples(samples))
+            cells.append(format_samples(samples))
         for split in ("test", "train"):
             r = g[g.split == split]
             if r.empty:
                 cells += ["", "", ""]
             else:
                 r = next(r.itertuples())
-                cells += [_fmt(r.ours), _paper_cell(r), f"{r.difference:+.1f}" if not math.isnan(r.difference) else "n/a"]
+                cells += [format_value(r.ours), _paper_cell(r),
+                          f"{r.difference:+.1f}" if not math.isnan(r.difference) else "n/a"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -290,8 +254,7 @@ def table_markdown(table, budget: str | None = None) -> str:
         return "\n".join(lines)
     order = {"dataset": {d: i for i, d in enumerate(PANELS)}, "algorithm": {a: i for i, a in enumerate(ALGORITHMS)},
              "split": {"test": 0, "train": 1}}
-    table = table.sort_values(["dataset", "nz", "algorithm", "samples", "split"],
-                              key=lambda s: s.map(order[s.name]) if s.name in order else s, kind="stable")
+    table = sort_in_order(table, ["dataset", "nz", "algorithm", "samples", "split"], order)
     last = table.groupby(["dataset", "nz", "algorithm"]).samples.transform("max")
     final = table[table.samples == last]
     lines += ["### At the largest tabulated budget each run reached", "",
@@ -393,13 +356,12 @@ def plot(ours, curves, path: str | Path, budget: str | None = None) -> None:
 
 def provenance(out_dir: str | Path, budget: str | None, command: str | None = None,
                reproduce_wall_s: float | None = None) -> dict:
-    runs, machines, versions = {}, [], []
-    first = None
+    runs, infos = {}, []
     for run_dir in run_dirs(out_dir):
-        info = _read_run_json(run_dir)
+        info = read_run_json(run_dir)
         if not info:
             continue
-        first = first or info
+        infos.append(info)
         train_s, eval_s = info.get("train_wall_s") or 0.0, info.get("eval_wall_s") or 0.0
         machine = info.get("machine", {})
         runs[run_dir.name] = {
@@ -412,15 +374,9 @@ def provenance(out_dir: str | Path, budget: str | None, command: str | None = No
             "device_name": machine.get("device_name"), "torch_threads": machine.get("torch_threads"),
             "git": info.get("git"), "final": info.get("final"),
         }
-        if machine and machine not in machines:
-            machines.append(machine)
-        if info.get("versions") and info["versions"] not in versions:
-            versions.append(info["versions"])
     return {
         "figure": "figure2", "budget": budget, "command": command, "reproduce_wall_s": reproduce_wall_s,
-        "summarized_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machines[0] if len(machines) == 1 else machines,
-        "versions": versions[0] if len(versions) == 1 else versions,
+        "summarized_at": utc_now(), **machine_and_versions(infos),
         "total_run_wall_s": round(sum(r["wall_s"] for r in runs.values()), 1),
         "runs": runs,
     }
@@ -433,14 +389,9 @@ def summarize(out_dir: str | Path, *, budget: str | None = None, command: str | 
     """Aggregate the run folders under ``out_dir`` (whatever exists) into figure2.csv,
     figure2.png, figure2_table.md/.csv and provenance.json; returns their paths."""
     out_dir = Path(out_dir)
-    old = {}
-    if (out_dir / "provenance.json").exists():
-        try:
-            old = json.loads((out_dir / "provenance.json").read_text())
-        except ValueError:
-            old = {}
+    old = read_old_provenance(out_dir)
     if budget is None:
-        budget = old.get("budget") or (out_dir.name if out_dir.name in BUDGETS else None)
+        budget = default_budget(out_dir, old)
     if command is None:  # summarizing alone keeps how the runs were made
         command, reproduce_wall_s = old.get("command"), old.get("reproduce_wall_s")
     ours = collect(out_dir, budget)
@@ -448,14 +399,10 @@ def summarize(out_dir: str | Path, *, budget: str | None = None, command: str | 
         raise VaebenchError(f"no Figure 2 run folders (<dataset>_nz<N>_<algorithm>/metrics.csv) under {out_dir}")
     paths = {name: out_dir / name for name in
              ("figure2.csv", "figure2.png", "figure2_table.md", "figure2_table.csv", "provenance.json")}
-    buf = io.StringIO()
-    ours.to_csv(buf, index=False, lineterminator="\n")
-    atomic_write_text(paths["figure2.csv"], buf.getvalue())
+    write_csv(paths["figure2.csv"], ours)
 
     table = comparison(ours, paper_reference(paper_dir))
-    buf = io.StringIO()
-    table.to_csv(buf, index=False, lineterminator="\n", float_format="%.4f")
-    atomic_write_text(paths["figure2_table.csv"], buf.getvalue())
+    write_csv(paths["figure2_table.csv"], table, float_format="%.4f")
     atomic_write_text(paths["figure2_table.md"], table_markdown(table, budget))
 
     plot(ours, paper_curves(paper_dir), paths["figure2.png"], budget)
@@ -503,24 +450,12 @@ def reproduce(args) -> int:
             paths = summarize(out, budget=args.budget, command=command, reproduce_wall_s=wall)
     if paths is None:
         raise VaebenchError(f"no run wrote metrics under {out}")
-    print(f"done in {wall:.0f} s; wrote " + ", ".join(str(p) for p in paths.values()))
-    print(paths["figure2_table.md"].read_text().split("### Every budget")[0].rstrip())
+    print_done(paths, wall, "figure2_table.md")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vaebench.figures.figure2",
-                                description="Summarize existing Figure 2 run folders: CSV, figure, table, provenance.")
-    p.add_argument("out_dir", type=Path, help="folder holding <dataset>_nz<N>_<algorithm>/ run folders")
-    p.add_argument("--budget", help="budget label written into the outputs (default: the folder's name)")
-    args = p.parse_args(argv)
-    try:
-        paths = summarize(args.out_dir, budget=args.budget)
-    except VaebenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
-    return 0
+    return summarize_main(argv, summarize, "figure2", "Figure 2", "<dataset>_nz<N>_<algorithm>/")
 
 
 if __name__ == "__main__":

@@ -21,10 +21,6 @@ snapshot with the appendix D estimator (``vaebench.marginal``; written beside ea
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
-import io
-import json
 import math
 import shlex
 import sys
@@ -34,11 +30,12 @@ from pathlib import Path
 from vaebench.config import RunConfig, load_toml
 from vaebench.errors import VaebenchError
 from vaebench.fileio import atomic_path, atomic_write_json, atomic_write_text
+from vaebench.figures.common import (BUDGETS, PAPER_DIR, REPRODUCTIONS_DIR, add_run_columns, default_budget,
+                                     format_samples, format_value, machine_and_versions, print_done,
+                                     read_old_provenance, read_paper_csv, read_run_json, sort_in_order,
+                                     summarize_main, utc_now, write_csv)
 
-REPRODUCTIONS_DIR = Path(__file__).resolve().parents[2] / "reproductions"
 DEFAULT_CONFIG = REPRODUCTIONS_DIR / "figure3.toml"
-PAPER_DIR = REPRODUCTIONS_DIR / "paper"
-BUDGETS = ("quick", "medium", "paper")
 N_TRAIN = (1000, 50000)
 ALGORITHMS = ("aevb", "wake-sleep", "mcem")
 ALGORITHM_LABELS = {"aevb": "AEVB", "wake-sleep": "Wake-Sleep", "mcem": "MCEM"}
@@ -119,20 +116,12 @@ def build_runs(conf: dict, budget: str, out: str | Path, **kw) -> list[tuple[Run
 
 def paper_curves(paper_dir: str | Path = PAPER_DIR):
     """Every plotted vertex of the paper's Figure 3 (algorithm in vaebench's spelling)."""
-    import pandas as pd
-
-    df = pd.read_csv(Path(paper_dir) / "figure3_curves.csv")
-    df["algorithm"] = df["algorithm"].str.replace("_", "-")
-    return df
+    return read_paper_csv(Path(paper_dir) / "figure3_curves.csv")
 
 
 def paper_reference(paper_dir: str | Path = PAPER_DIR):
     """The paper's Figure 3 read at 1, 2, 5, 10, 20, ..., 60 million samples."""
-    import pandas as pd
-
-    df = pd.read_csv(Path(paper_dir) / "figure3_reference.csv")
-    df["algorithm"] = df["algorithm"].str.replace("_", "-")
-    return df
+    return read_paper_csv(Path(paper_dir) / "figure3_reference.csv")
 
 
 def paper_value(n_train: int, algorithm: str, split: str, samples: int, paper_dir: str | Path = PAPER_DIR) -> float:
@@ -178,13 +167,6 @@ def run_dirs(out_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: (int(p.name[6:].split("_")[0]), ALGORITHMS.index(p.name.split("_", 1)[1])))
 
 
-def _read_run_json(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / "run.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 COLUMNS = ["budget", "n_train", "algorithm", "samples_seen", "split", "marginal_log_likelihood", "stderr",
            "method", "n_points", "samples_per_point", "leapfrog", "burn_in", "thin", "seed", "mean_accept",
            "lr", "status", "run"]
@@ -208,13 +190,7 @@ def collect(out_dir: str | Path, budget: str | None = None, settings: dict | Non
             for key in ("n_points", "samples_per_point", "leapfrog", "burn_in", "thin", "seed"):
                 if key in settings and key in df:
                     df = df[df[key].astype(str) == str(settings[key])]
-        info = _read_run_json(run_dir)
-        df = df.copy()
-        df.insert(0, "budget", budget)
-        df["lr"] = info.get("lr")
-        df["status"] = info.get("status")
-        df["run"] = run_dir.name
-        frames.append(df)
+        frames.append(add_run_columns(df.copy(), run_dir, budget))
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
     df = pd.concat(frames, ignore_index=True)
@@ -222,8 +198,7 @@ def collect(out_dir: str | Path, budget: str | None = None, settings: dict | Non
         if col not in df:
             df[col] = None
     order = {"algorithm": {a: i for i, a in enumerate(ALGORITHMS)}, "split": {"train": 0, "test": 1}}
-    df = df.sort_values(["n_train", "algorithm", "samples_seen", "split"],
-                        key=lambda s: s.map(order[s.name]) if s.name in order else s, kind="stable")
+    df = sort_in_order(df, ["n_train", "algorithm", "samples_seen", "split"], order)
     return df[COLUMNS].reset_index(drop=True)
 
 
@@ -253,28 +228,19 @@ def comparison(ours, reference=None):
                                        "ours_exact", "paper_shown"])
 
 
-def _fmt_samples(s: int) -> str:
-    exp = int(math.floor(math.log10(s)))
-    mant = s / 10**exp
-    return f"1e{exp}" if mant == 1 else f"{mant:g}e{exp}"
-
-
-def _fmt(v, digits: int = 1) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
-
-
 def _pair_rows(table) -> list[str]:
     lines = []
     for (n_train, algorithm, samples), g in table.groupby(["n_train", "algorithm", "samples"], sort=False):
-        cells = [f"{n_train:,}", ALGORITHM_LABELS[algorithm], _fmt_samples(samples)]
+        cells = [f"{n_train:,}", ALGORITHM_LABELS[algorithm], format_samples(samples)]
         for split in ("train", "test"):
             r = g[g.split == split]
             if r.empty:
                 cells += ["", "", ""]
             else:
                 r = next(r.itertuples())
-                paper = _fmt(r.paper) + ("" if r.paper_shown else "†")
-                cells += [_fmt(r.ours), paper, f"{r.difference:+.1f}" if not math.isnan(r.difference) else "n/a"]
+                paper = format_value(r.paper) + ("" if r.paper_shown else "†")
+                cells += [format_value(r.ours), paper,
+                          f"{r.difference:+.1f}" if not math.isnan(r.difference) else "n/a"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -287,8 +253,7 @@ def table_markdown(table, budget: str | None = None, settings: dict | None = Non
         lines += ["No run has reached a budget at which the paper's value is tabulated (1e6 samples and up).", ""]
         return "\n".join(lines)
     order = {"algorithm": {a: i for i, a in enumerate(ALGORITHMS)}, "split": {"train": 0, "test": 1}}
-    table = table.sort_values(["n_train", "algorithm", "samples", "split"],
-                              key=lambda s: s.map(order[s.name]) if s.name in order else s, kind="stable")
+    table = sort_in_order(table, ["n_train", "algorithm", "samples", "split"], order)
     last = table.groupby(["n_train", "algorithm"]).samples.transform("max")
     lines += ["### At the largest tabulated budget each run reached", "", head, sep,
               *_pair_rows(table[table.samples == last]), ""]
@@ -324,7 +289,7 @@ def cross_check(out_dir: str | Path, ours, settings: dict | None = None) -> str:
             if mine.empty:
                 continue
             h = mine.iloc[0]
-            lines.append(f"| {run_dir.name} | {_fmt_samples(int(r.samples_seen))} | {r.split} | "
+            lines.append(f"| {run_dir.name} | {format_samples(int(r.samples_seen))} | {r.split} | "
                          f"{h.marginal_log_likelihood:.2f} ± {h.stderr:.3f} | "
                          f"{r.marginal_log_likelihood:.2f} ± {r.stderr:.3f} (k = {int(r.k)}) |")
     if not lines:
@@ -400,12 +365,13 @@ def provenance(out_dir: str | Path, budget: str | None, settings: dict | None = 
                reproduce_wall_s: float | None = None) -> dict:
     import pandas as pd
 
-    runs, machines, versions = {}, [], []
+    runs, infos = {}, []
     method = (settings or {}).get("method", "hmc")
     for run_dir in run_dirs(out_dir):
-        info = _read_run_json(run_dir)
+        info = read_run_json(run_dir)
         if not info:
             continue
+        infos.append(info)
         machine = info.get("machine", {})
         est_wall = None
         path = run_dir / f"marginal_{method}.csv"
@@ -421,18 +387,12 @@ def provenance(out_dir: str | Path, budget: str | None, settings: dict | None = 
             "device": machine.get("device"), "device_name": machine.get("device_name"),
             "torch_threads": machine.get("torch_threads"), "git": info.get("git"),
         }
-        if machine and machine not in machines:
-            machines.append(machine)
-        if info.get("versions") and info["versions"] not in versions:
-            versions.append(info["versions"])
     return {
         "figure": "figure3", "budget": budget, "command": command, "reproduce_wall_s": reproduce_wall_s,
         "marginal_likelihood": {**(settings or {}), "estimator": "appendix D: HMC posterior samples, "
                                 "full-covariance Gaussian q(z) per datapoint fitted to a first sample set, "
                                 "-logmeanexp[log q - log p(x, z)] on a second set"},
-        "summarized_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machines[0] if len(machines) == 1 else machines,
-        "versions": versions[0] if len(versions) == 1 else versions,
+        "summarized_at": utc_now(), **machine_and_versions(infos),
         "runs": runs,
     }
 
@@ -445,14 +405,9 @@ def summarize(out_dir: str | Path, *, budget: str | None = None, settings: dict 
     """Aggregate the estimates under ``out_dir`` into figure3.csv, figure3.png,
     figure3_table.md/.csv and provenance.json; returns their paths."""
     out_dir = Path(out_dir)
-    old = {}
-    if (out_dir / "provenance.json").exists():
-        try:
-            old = json.loads((out_dir / "provenance.json").read_text())
-        except ValueError:
-            old = {}
+    old = read_old_provenance(out_dir)
     if budget is None:
-        budget = old.get("budget") or (out_dir.name if out_dir.name in BUDGETS else None)
+        budget = default_budget(out_dir, old)
     if settings is None:
         stored = old.get("marginal_likelihood") or {}
         settings = {k: v for k, v in stored.items() if k in MARGINAL_DEFAULTS} or None
@@ -463,14 +418,10 @@ def summarize(out_dir: str | Path, *, budget: str | None = None, settings: dict 
         raise VaebenchError(f"no Figure 3 estimates (ntrain<N>_<algorithm>/marginal_hmc.csv) under {out_dir}")
     paths = {name: out_dir / name for name in
              ("figure3.csv", "figure3.png", "figure3_table.md", "figure3_table.csv", "provenance.json")}
-    buf = io.StringIO()
-    ours.to_csv(buf, index=False, lineterminator="\n")
-    atomic_write_text(paths["figure3.csv"], buf.getvalue())
+    write_csv(paths["figure3.csv"], ours)
     table = comparison(ours, paper_reference(paper_dir))
     cross = cross_check(out_dir, ours, settings)
-    buf = io.StringIO()
-    table.to_csv(buf, index=False, lineterminator="\n", float_format="%.4f")
-    atomic_write_text(paths["figure3_table.csv"], buf.getvalue())
+    write_csv(paths["figure3_table.csv"], table, float_format="%.4f")
     if settings is None:
         first = ours.iloc[0]
         settings = {k: (int(first[k]) if str(first[k]).isdigit() else first[k])
@@ -546,24 +497,12 @@ def reproduce(args) -> int:
             paths = summarize(out, budget=args.budget, settings=settings, command=command, reproduce_wall_s=wall)
     if paths is None:
         raise VaebenchError(f"no run has marginal-likelihood estimates under {out}")
-    print(f"done in {wall:.0f} s; wrote " + ", ".join(str(p) for p in paths.values()))
-    print(paths["figure3_table.md"].read_text().split("### Every budget")[0].rstrip())
+    print_done(paths, wall, "figure3_table.md")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vaebench.figures.figure3",
-                                description="Summarize existing Figure 3 run folders: CSV, figure, table, provenance.")
-    p.add_argument("out_dir", type=Path, help="folder holding ntrain<N>_<algorithm>/ run folders")
-    p.add_argument("--budget", help="budget label written into the outputs (default: the folder's name)")
-    args = p.parse_args(argv)
-    try:
-        paths = summarize(args.out_dir, budget=args.budget)
-    except VaebenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
-    return 0
+    return summarize_main(argv, summarize, "figure3", "Figure 3", "ntrain<N>_<algorithm>/")
 
 
 if __name__ == "__main__":
