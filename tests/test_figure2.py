@@ -272,5 +272,10 @@ def test_reproduce_command_trains_skips_finished_and_summarizes(mnist, tmp_path,
     mtime = (out / "mnist_nz3_aevb" / "metrics.csv").stat().st_mtime_ns
     assert main(argv) == 0  # finished runs are skipped, not retrained
     assert (out / "mnist_nz3_aevb" / "metrics.csv").stat().st_mtime_ns == mtime
+    # committed results in a clean clone have no parameters: those runs are trained again
+    (out / "mnist_nz3_aevb" / "checkpoint.pt").unlink()
+    assert main(argv) == 0
+    assert (out / "mnist_nz3_aevb" / "metrics.csv").stat().st_mtime_ns != mtime
+    assert (out / "mnist_nz3_aevb" / "checkpoint.pt").exists()
     assert main([*argv[:5], "cifar", *argv[6:]]) == 2
     assert "unknown" in capsys.readouterr().err

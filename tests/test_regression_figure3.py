@@ -33,17 +33,23 @@ def _committed_rows(run_dir: Path, s: dict) -> list[dict]:
         return [r for r in csv.DictReader(f) if all(str(r[k]) == str(s[k]) for k in keys)]
 
 
+def _committed_only(run_dir: Path) -> bool:
+    """A clone's committed run: its estimates, but not its parameters (git-ignored)."""
+    has_parameters = (run_dir / "snapshots").is_dir() or (run_dir / "checkpoint.pt").exists()
+    return (run_dir / "marginal_hmc.csv").exists() and not has_parameters
+
+
 @pytest.fixture(scope="module")
 def estimates(tmp_path_factory):
     conf = figure3.load_config()
     out = RESULTS if RESULTS.exists() else tmp_path_factory.mktemp("figure3")
     runs = figure3.build_runs(conf, "medium", out, n_train=[1000], algorithms=["aevb", "wake-sleep"])
     assert all(cfg.samples == BUDGET for cfg, _ in runs)
-    run_many(runs, jobs=1, progress=False)
+    run_many([(cfg, d) for cfg, d in runs if not _committed_only(d)], jobs=1, progress=False)
     s = figure3.marginal_settings(conf, "medium")
     values = {}
     for cfg, run_dir in runs:
-        if (run_dir / "snapshots").is_dir() or (run_dir / "checkpoint.pt").exists():
+        if not _committed_only(run_dir):
             rows = evaluate_run(run_dir, method="hmc", n_points=s["n_points"], samples_per_point=s["samples_per_point"],
                                 leapfrog=s["leapfrog"], burn_in=s["burn_in"], thin=s["thin"], seed=s["seed"],
                                 snapshot="all", min_samples=BUDGET, progress=False)

@@ -124,6 +124,24 @@ def test_existing_run_is_not_overwritten(tmp_path):
     assert read_metrics(out / "metrics.csv")[-1]["samples_seen"] == "2000"
 
 
+
+def test_resume_without_parameters_starts_afresh_and_drops_stale_files(tmp_path):
+    """A committed run in a clean clone (metrics, run.json, estimates; no checkpoint): --resume
+    trains it again from the start, and the old estimates are not kept beside the new run."""
+    out = tmp_path / "r"
+    train(tiny_config(samples=1000), out, data=tiny_dataset(), progress=False)
+    def curve():
+        return [(r["samples_seen"], r["split"], r["lower_bound"]) for r in read_metrics(out / "metrics.csv")]
+
+    expected = curve()
+    (out / "checkpoint.pt").unlink()
+    (out / "metrics.csv").write_text("stale\n")
+    (out / "marginal_hmc.csv").write_text("stale\n")
+    train(tiny_config(samples=1000), out, resume=True, data=tiny_dataset(), progress=False)
+    assert curve() == expected
+    assert (out / "checkpoint.pt").exists() and not (out / "marginal_hmc.csv").exists()
+
+
 # ---- the command line -------------------------------------------------------
 
 def run_cli(capsys, *argv):

@@ -13,9 +13,13 @@ from vaebench.config import RunConfig
 
 
 def is_finished(out: Path, cfg: RunConfig) -> bool:
-    """Whether ``out`` holds a finished run of exactly this config."""
+    """Whether ``out`` holds a finished run of exactly this config, made here.
+
+    "Made here" means its final checkpoint is present: the committed results of a clean clone
+    (metrics and run.json, no parameters) are trained again, not taken for this machine's runs.
+    """
     path = Path(out) / "run.json"
-    if not path.exists():
+    if not path.exists() or not (Path(out) / "checkpoint.pt").exists():
         return False
     info = json.loads(path.read_text())
     stored = {k: v for k, v in info.get("config", {}).items() if k not in RunConfig.RESUMABLE_OVERRIDES}

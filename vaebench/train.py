@@ -151,16 +151,21 @@ def _metrics_csv(rows: list[dict]) -> str:
 
 
 def _prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> bool:
-    """Return whether a checkpoint to resume from exists; refuse to clobber an existing run."""
-    has_run = out.exists() and any((out / f).exists() for f in RUN_FILES)
-    if resume:
-        return (out / "checkpoint.pt").exists()
-    if has_run and not overwrite:
+    """Return whether a checkpoint to resume from exists; refuse to clobber an existing run.
+
+    With ``resume`` but no checkpoint (e.g. committed results in a clean clone, which carry no
+    parameters) the run starts afresh, and what the old run left (its metrics, run.json and any
+    marginal-likelihood estimates) is removed first, so nothing stale is mixed into the new one.
+    """
+    if resume and (out / "checkpoint.pt").exists():
+        return True
+    leftovers = [out / name for name in RUN_FILES if (out / name).exists()]
+    if not leftovers:
+        return False
+    if not (resume or overwrite):
         raise VaebenchError(f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it")
-    if has_run:
-        for name in RUN_FILES:
-            path = out / name
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    for path in (*leftovers, *out.glob("marginal_*.csv")):
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     return False
 
 
