@@ -113,6 +113,28 @@ def test_summary_writes_csv_figure_and_table(tmp_path):
         "ntrain1000_aevb", "ntrain1000_wake-sleep", "ntrain1000_mcem", "ntrain50000_aevb"}
 
 
+def test_a_run_short_of_every_tabulated_budget_is_compared_with_the_papers_curve(tmp_path):
+    """The quick budget (5e5) reaches no budget of figure3_reference.csv: the table compares its
+    last snapshot with the paper's plotted curve read there, marked, and only where it is drawn."""
+    out = tmp_path / "quick"
+    fake_run(out, 1000, "aevb", {100_000: (-150.0, -160.0), 500_000: (-130.0, -145.0)})
+    fake_run(out, 50000, "aevb", {100_000: (-160.0, -161.0), 500_000: (-140.0, -141.0)})
+    paths = figure3.summarize(out, budget="quick")
+    with open(paths["figure3_table.csv"]) as f:
+        table = list(csv.DictReader(f))
+    assert {(t["n_train"], t["split"]) for t in table} == {("1000", "train"), ("1000", "test")}
+    curve = figure3.paper_curves()
+    for t in table:
+        c = curve[(curve.n_train == 1000) & (curve.algorithm == "aevb") & (curve.split == t["split"])
+                  & curve.shown_in_figure.astype(bool)].sort_values("samples_seen")
+        before, after = c[c.samples_seen <= 500_000].iloc[-1], c[c.samples_seen >= 500_000].iloc[0]
+        assert t["samples"] == "500000" and t["from_curve"] == "True"
+        assert min(before.marginal_log_likelihood, after.marginal_log_likelihood) <= float(t["paper"]) \
+            <= max(before.marginal_log_likelihood, after.marginal_log_likelihood)
+    assert "| 1,000 | AEVB | 5e5 | -130.0 |" in paths["figure3_table.md"].read_text()
+    assert "‡" in paths["figure3_table.md"].read_text()
+
+
 def test_summary_keeps_only_the_requested_settings(tmp_path):
     out = tmp_path / "quick"
     fake_run(out, 1000, "aevb", {1_000_000: (-128.0, -146.0)}, n_points=100)
