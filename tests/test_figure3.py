@@ -29,7 +29,8 @@ def test_every_config_parses_with_the_papers_settings(budget):
     mcem = next(c for c, _ in runs if c.algorithm == "mcem")
     assert mcem.options["leapfrog"] == 10 and mcem.options["updates"] == 5 and mcem.options["target_accept"] == 0.9
     ws = next(c for c, _ in runs if c.algorithm == "wake-sleep")
-    assert ws.lr == WakeSleep.default_lr and ws.dreams == WakeSleep.default_dreams  # as Figure 2
+    assert ws.dreams == WakeSleep.default_dreams  # as Figure 2
+    assert ws.lr == 0.02  # measured for this model (the config's note); Figure 2 uses 0.01
     settings = figure3.marginal_settings(conf, budget)
     assert settings["method"] == "hmc" and settings["samples_per_point"] == 50 and settings["leapfrog"] == 4
     assert settings["n_points"] == (100 if budget == "quick" else 1000)
