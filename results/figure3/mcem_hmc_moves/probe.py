@@ -1,0 +1,30 @@
+"""How results/figure3/mcem_hmc_moves/ was made: MCEM with N_train = 50,000 to 3.16e6 samples with
+another step size or more HMC moves per visit, to see why the committed medium run degrades.
+
+    python results/figure3/mcem_hmc_moves/probe.py 0.02 1   # step size 0.02, 1 HMC move per visit
+    python results/figure3/mcem_hmc_moves/probe.py 0.1 3    # step size 0.1, 3 HMC moves per visit
+
+Trains into runs/mcem_probe/lr<lr>_moves<m>/ (the medium config of reproductions/figure3.toml
+otherwise) and estimates log p(x) (appendix D, medium settings) at the snapshots from 1e6 on.
+"""
+import sys
+from pathlib import Path
+
+import torch
+
+from vaebench.evaluate_cli import evaluate_run
+from vaebench.figures import figure3
+from vaebench.runner import run_many
+
+torch.set_num_threads(1)
+lr, moves = float(sys.argv[1]), int(sys.argv[2])
+conf = figure3.load_config()
+(cfg, run_dir), = figure3.build_runs(conf, "medium", Path(f"runs/mcem_probe/lr{lr}_moves{moves}"),
+                                     n_train=[50000], algorithms=["mcem"])
+cfg.lr, cfg.samples = lr, 3_162_300
+cfg.options = {**cfg.options, "hmc_moves": moves}
+run_many([(cfg, run_dir)], jobs=1, progress=False)
+s = figure3.marginal_settings(conf, "medium")
+evaluate_run(run_dir, method="hmc", n_points=s["n_points"], samples_per_point=s["samples_per_point"],
+             leapfrog=s["leapfrog"], burn_in=s["burn_in"], thin=s["thin"], seed=s["seed"], snapshot="all",
+             min_samples=1_000_000)
