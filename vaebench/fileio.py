@@ -6,6 +6,7 @@ A reader never sees a half-written file, and a crash leaves the old file intact.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -13,10 +14,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
-def _umask() -> int:
+@functools.lru_cache(maxsize=None)
+def _file_mode() -> int:
+    """0666 less the process's umask (read once: os.umask can only be read by setting it)."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 @contextlib.contextmanager
@@ -31,7 +34,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        os.chmod(tmp, _file_mode())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import torch
 
-from vaebench.evaluate_cli import evaluate_run
 from vaebench.figures import figure3
 from vaebench.runner import run_many
 
@@ -24,7 +23,4 @@ conf = figure3.load_config()
 cfg.lr, cfg.samples = lr, 3_162_300
 cfg.options = {**cfg.options, "hmc_moves": moves}
 run_many([(cfg, run_dir)], jobs=1, progress=False)
-s = figure3.marginal_settings(conf, "medium")
-evaluate_run(run_dir, method="hmc", n_points=s["n_points"], samples_per_point=s["samples_per_point"],
-             leapfrog=s["leapfrog"], burn_in=s["burn_in"], thin=s["thin"], seed=s["seed"], snapshot="all",
-             min_samples=1_000_000)
+figure3.estimate_all([(cfg, run_dir)], {**figure3.marginal_settings(conf, "medium"), "min_samples": 1_000_000})

@@ -5,16 +5,15 @@
 
 Trains the N_train = 1000 wake-sleep run of reproductions/figure3.toml (medium budget, 1e7
 samples) with the given step size into runs/fig3_ws/lr<lr>/, estimates log p(x) with the
-appendix D estimator at every snapshot, and with --table compares the three with the paper.
+appendix D estimator at every snapshot (and, as the reproduction does, the importance-sampling
+cross-check), and with --table compares the three with the paper.
 """
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
-from vaebench.evaluate_cli import evaluate_run
 from vaebench.figures import figure3
 from vaebench.runner import run_many
 
@@ -29,23 +28,18 @@ def measure(lr: float) -> None:
                                          algorithms=["wake-sleep"])
     cfg.lr = lr
     run_many([(cfg, run_dir)], jobs=1, progress=False)
-    s = figure3.marginal_settings(conf, "medium")
-    evaluate_run(run_dir, method="hmc", n_points=s["n_points"], samples_per_point=s["samples_per_point"],
-                 leapfrog=s["leapfrog"], burn_in=s["burn_in"], thin=s["thin"], seed=s["seed"], snapshot="all",
-                 min_samples=s["min_samples"])
+    figure3.estimate_all([(cfg, run_dir)], figure3.marginal_settings(conf, "medium"))
 
 
 def table(lrs=("0.01", "0.02", "0.1")) -> pd.DataFrame:
-    ref = figure3.paper_reference()
-    ref = ref[(ref.n_train == 1000) & (ref.algorithm == "wake-sleep")]
     rows = []
     for lr in lrs:
         est = pd.read_csv(f"runs/fig3_ws/lr{lr}/ntrain1000_wake-sleep/marginal_hmc.csv")
         for split in ("train", "test"):
-            d = est[est.split == split].sort_values("samples_seen")
+            d = est[est.split == split]
             for b in BUDGETS:
-                ours = float(np.interp(b, d.samples_seen, d.marginal_log_likelihood))
-                paper = float(ref[(ref.split == split) & (ref.samples_seen == b)].marginal_log_likelihood.iloc[0])
+                ours = figure3.interpolate_linear(d.samples_seen, d.marginal_log_likelihood, b)
+                paper = figure3.paper_value(1000, "wake-sleep", split, b)
                 rows.append(dict(lr=lr, split=split, samples_seen=int(b), ours=round(ours, 2), paper=paper,
                                  difference=round(ours - paper, 2)))
     return pd.DataFrame(rows)
