@@ -1,10 +1,20 @@
-"""A training run's configuration: one dataclass, read from TOML or the CLI, checked in one place."""
+"""A training run's configuration: one typed dataclass, read from TOML or the command line,
+checked in one place. Every choice list and default that more than one module needs lives here.
+
+Types are enforced: an integer option rejects booleans, strings and fractions (a whole float
+such as TOML's ``1e6`` is accepted for counts), a boolean option rejects anything but a
+boolean, and an unknown key -- top level or in an algorithm's ``options`` table -- is an
+error naming it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from vaebench.errors import VaebenchError
 
@@ -12,12 +22,95 @@ DATASET_DEFAULTS = {  # the paper's hidden units per data set (section 5)
     "mnist": {"hidden": 500},
     "frey": {"hidden": 200},
 }
+DATASETS = tuple(DATASET_DEFAULTS)
 PAPER_STEP_SIZES = (0.01, 0.02, 0.1)
 ESTIMATORS = ("A", "B", "score")
 ALGORITHMS = ("aevb", "wake-sleep", "mcem")
 BINARIZE = ("none", "static", "dynamic")
 DREAMS = ("sample", "mean")
+MAX_SEED = 2**63 - 1
 
+# wake-sleep's default step size: the one of the paper's three that follows its Figure 2 curve
+# (MNIST N_z = 20, test bound at 1e6: 0.01 -> -134.6, 0.02 -> -169.2; reproductions/figure2.toml).
+# A short "auto" trial can favour a larger step whose early lead does not last.
+WAKE_SLEEP_LR = 0.01
+
+
+# ---- options declared per algorithm ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class NoOptions:
+    """An algorithm without options of its own."""
+
+
+@dataclass(frozen=True)
+class MCEMOptions:
+    """Monte Carlo EM (appendix E): the HMC E-step and the M-step."""
+    leapfrog: int = 10            # paper: 10 leapfrog steps
+    target_accept: float = 0.9    # paper: step size tuned to a 90% acceptance rate
+    updates: int = 5              # paper: 5 weight updates with the acquired sample
+    hmc_moves: int = 1            # ours: HMC moves per visit of a datapoint (chains kept between visits)
+    init_step_size: float = 0.05  # ours
+    adapt_rate: float = 0.05      # ours: log step size += rate * (acceptance - target) per visit
+
+    def check(self):
+        _need(self.leapfrog >= 1 and self.updates >= 1 and self.hmc_moves >= 1,
+              "mcem options leapfrog, updates and hmc_moves must be >= 1")
+        _need(0 < self.target_accept < 1, f"mcem option target_accept must be in (0, 1), got {self.target_accept}")
+        _need(0 < self.init_step_size <= 10, f"mcem option init_step_size must be in (0, 10], got {self.init_step_size}")
+        _need(0 <= self.adapt_rate <= 1, f"mcem option adapt_rate must be in [0, 1], got {self.adapt_rate}")
+
+
+ALGORITHM_OPTIONS = {"aevb": NoOptions, "wake-sleep": NoOptions, "mcem": MCEMOptions}
+
+
+# ---- the typed checker -----------------------------------------------------------------------
+
+def _need(ok: bool, message: str) -> None:
+    if not ok:
+        raise VaebenchError(message)
+
+
+def _coerce(key: str, value, kind, where: str):
+    """``value`` as ``kind`` (int, float, bool, str, dict, a union of them, or None), or a
+    VaebenchError naming ``key``."""
+    options = typing.get_args(kind) if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union \
+        else (kind,)
+    for opt in options:
+        if opt is type(None) and value is None:
+            return None
+        if opt is bool and isinstance(value, bool):
+            return value
+        if opt is int and not isinstance(value, bool):
+            if isinstance(value, int):
+                return value
+            if isinstance(value, float) and math.isfinite(value) and value == int(value):
+                return int(value)
+        if opt is float and not isinstance(value, bool) and isinstance(value, (int, float)):
+            return float(value)
+        if opt is str and isinstance(value, str):
+            return value
+        if opt is dict and isinstance(value, dict):
+            return value
+    names = " or ".join("none" if o is type(None) else ("a whole number" if o is int else o.__name__) for o in options)
+    raise VaebenchError(f"{where}{key} must be {names}, got {value!r}")
+
+
+def typed(cls, values: dict, where: str = ""):
+    """An instance of the dataclass ``cls`` from ``values``: unknown keys and wrong types are
+    errors naming the key."""
+    if not isinstance(values, dict):
+        raise VaebenchError(f"{where or 'config'} must be a table of options, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise VaebenchError(f"{where}unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
+                            if fields else f"{where}takes no options, got {', '.join(unknown)}")
+    return cls(**{k: _coerce(k, v, hints[k], where) for k, v in values.items()})
+
+
+# ---- the run config --------------------------------------------------------------------------
 
 @dataclass
 class RunConfig:
@@ -43,44 +136,45 @@ class RunConfig:
     dreams: str = "sample"        # wake-sleep: sleep-phase x sampled from the decoder, or its mean
     snapshots: bool = False       # keep the parameters at every evaluation point
     data_dir: str | None = None
-    options: dict = field(default_factory=dict)  # algorithm-specific (e.g. MCEM's HMC settings)
+    checkpoint_every_s: float = 300.0  # also checkpoint on this wall-clock interval (seconds)
+    options: dict = field(default_factory=dict)  # the algorithm's own (ALGORITHM_OPTIONS)
 
-    # keys that may differ between an interrupted run and its resumption
-    RESUMABLE_OVERRIDES = ("device", "backend", "data_dir")
+    # keys that may differ between an interrupted run and its resumption (``samples`` may only grow)
+    RESUMABLE_OVERRIDES = ("device", "backend", "data_dir", "checkpoint_every_s", "samples")
 
     @property
     def hidden_units(self) -> int:
         return self.hidden if self.hidden is not None else DATASET_DEFAULTS[self.dataset]["hidden"]
 
+    @property
+    def algorithm_options(self):
+        """The algorithm's options as their declared dataclass (defaults filled in)."""
+        return typed(ALGORITHM_OPTIONS[self.algorithm], self.options, f"[options] of {self.algorithm}: ")
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def identity(self) -> dict:
+        """The settings that make two runs the same run (everything but RESUMABLE_OVERRIDES)."""
+        return {k: v for k, v in self.to_dict().items() if k not in self.RESUMABLE_OVERRIDES}
+
     @classmethod
-    def from_dict(cls, d: dict) -> "RunConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise VaebenchError(f"unknown config key(s): {', '.join(unknown)}")
-        cfg = cls(**d)
-        cfg.samples = int(float(cfg.samples))
-        if cfg.n_train is not None:
-            cfg.n_train = int(cfg.n_train)
-        return cfg
+    def from_dict(cls, d: dict, where: str = "") -> "RunConfig":
+        """A config from a TOML table or run.json's ``config``: typed, unknown keys refused."""
+        return typed(cls, d, where)
 
     def check(self) -> "RunConfig":
         """Raise a one-line VaebenchError for any value out of range."""
-        def need(ok, msg):
-            if not ok:
-                raise VaebenchError(msg)
-
-        need(self.dataset in DATASET_DEFAULTS, f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASET_DEFAULTS)}")
+        need = _need
+        need(self.dataset in DATASET_DEFAULTS, f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
         need(self.algorithm in ALGORITHMS, f"unknown algorithm {self.algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
         need(self.estimator in ESTIMATORS, f"unknown estimator {self.estimator!r}; choose one of {', '.join(ESTIMATORS)}")
-        need(isinstance(self.nz, int) and 1 <= self.nz <= 1000, f"--nz must be an integer in [1, 1000], got {self.nz}")
+        need(1 <= self.nz <= 1000, f"--nz must be an integer in [1, 1000], got {self.nz}")
         need(self.hidden is None or 1 <= self.hidden <= 100_000, f"--hidden must be in [1, 100000], got {self.hidden}")
         need(1 <= self.batch_size <= 100_000, f"--batch-size must be in [1, 100000], got {self.batch_size}")
-        need(math.isfinite(self.samples) and self.batch_size <= self.samples <= 10**11,
+        need(self.batch_size <= self.samples <= 10**11,
              f"--samples must be in [batch size {self.batch_size}, 1e11], got {self.samples:g}")
+        need(0 <= self.seed <= MAX_SEED, f"--seed must be in [0, 2^63 - 1], got {self.seed}")
         if isinstance(self.lr, str):
             need(self.lr == "auto", f"--lr must be a number in (0, 1] or 'auto', got {self.lr!r}")
         else:
@@ -89,23 +183,45 @@ class RunConfig:
         need(math.isfinite(self.init_std) and 0 < self.init_std <= 1, f"--init-std must be in (0, 1], got {self.init_std}")
         need(self.binarize in BINARIZE, f"unknown binarize {self.binarize!r}; choose one of {', '.join(BINARIZE)}")
         need(self.dreams in DREAMS, f"unknown dreams {self.dreams!r}; choose one of {', '.join(DREAMS)}")
-        need(self.evals_per_decade >= 1, "evals_per_decade must be >= 1")
-        need(self.first_eval >= 1, "first_eval must be >= 1")
-        need(self.lr_trial_samples >= self.batch_size, "lr_trial_samples must be at least one minibatch")
-        from vaebench.ops import BACKENDS
+        need(self.n_train is None or self.n_train >= 1, f"--n-train must be at least 1, got {self.n_train}")
+        need(1 <= self.evals_per_decade <= 100, f"evals_per_decade must be in [1, 100], got {self.evals_per_decade}")
+        need(self.first_eval >= 1, f"first_eval must be >= 1, got {self.first_eval}")
+        need(self.batch_size <= self.lr_trial_samples <= 10**9,
+             f"lr_trial_samples must be in [one minibatch, 1e9], got {self.lr_trial_samples}")
+        from vaebench.ops import BACKENDS  # the ops module owns the list of backends
+
         need(self.backend in BACKENDS, f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        need(math.isfinite(self.checkpoint_every_s) and self.checkpoint_every_s >= 0,
+             f"checkpoint_every_s must be a number of seconds >= 0, got {self.checkpoint_every_s}")
+        opts = self.algorithm_options
+        if hasattr(opts, "check"):
+            opts.check()
         return self
 
 
+def default_lr(algorithm: str) -> float | str:
+    """The step size a run of ``algorithm`` gets when none is given."""
+    return WAKE_SLEEP_LR if algorithm == "wake-sleep" else "auto"
+
+
 def load_toml(path) -> dict:
+    """A TOML file as a dict; a missing file, a folder, bad UTF-8 or bad TOML is one-line error."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python < 3.11
         import tomli as tomllib
+    path = Path(path)
+    if path.is_dir():
+        raise VaebenchError(f"config {path} is a folder, not a TOML file")
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise VaebenchError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise VaebenchError(f"config file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise VaebenchError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise VaebenchError(f"config file {path} is not valid TOML: {exc}") from None

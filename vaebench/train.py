@@ -1,20 +1,18 @@
 """The training loop: a budget in training samples, evaluations at log-spaced points,
-atomic checkpoints, and bit-identical resumption.
+checkpoints at every evaluation point and on a wall-clock interval, and bit-identical
+resumption (also past the original budget: a finished run can be extended).
 
-A run directory holds
-  metrics.csv     one row per (evaluation point, split): the tidy results table
-  run.json        config, chosen step size, versions, machine, git commit, data checksums, speed
-  checkpoint.pt   everything needed to continue (parameters, optimiser, RNG states, data order)
-  snapshots/      parameters at every evaluation point (with ``snapshots = true``)
+Everything is checked before anything is written; the run folder (vaebench.runs) is locked
+while training; with ``overwrite`` the old run is moved aside and restored if the new one fails
+before its first checkpoint.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import contextlib
 import math
-import shutil
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,15 +23,13 @@ from vaebench import ops
 from vaebench.algorithms import algorithm_class
 from vaebench.config import PAPER_STEP_SIZES, RunConfig
 from vaebench.data import Dataset, load_dataset
+from vaebench.devices import check_device
 from vaebench.errors import TrainingDiverged, VaebenchError
 from vaebench.evaluation import average_lower_bound, eval_schedule
-from vaebench.fileio import atomic_torch_save, atomic_write_json, atomic_write_text
 from vaebench.models import build_model
 from vaebench.provenance import environment
+from vaebench.runs import RunFolder, check_out_path
 
-METRIC_COLUMNS = ("dataset", "algorithm", "estimator", "nz", "hidden", "seed", "samples_seen",
-                  "split", "lower_bound", "wall_s")
-RUN_FILES = ("metrics.csv", "run.json", "checkpoint.pt", "snapshots")
 TRAIN_EVAL_NOTE = ("train and test values are the SGVB-B estimate (analytic KL, L = 1, fixed evaluation "
                    "seed) of the average lower bound per datapoint over the whole split, computed with "
                    "the parameters at that point (not a running average of training minibatches)")
@@ -63,6 +59,15 @@ class MinibatchStream:
         self.perm, self.pos = state["perm"], state["pos"]
 
 
+def algorithm_kwargs(cfg: RunConfig) -> dict:
+    """The settings of ``cfg`` that its algorithm takes, besides lr, n_train and prior."""
+    if cfg.algorithm == "aevb":
+        return {"estimator": cfg.estimator, "L": cfg.L}
+    if cfg.algorithm == "wake-sleep":
+        return {"dreams": cfg.dreams}
+    return dataclasses.asdict(cfg.algorithm_options)
+
+
 @dataclass
 class Trainer:
     """One model, one algorithm, one data set: steps and their random state."""
@@ -80,8 +85,8 @@ class Trainer:
         cls = algorithm_class(cfg.algorithm)
         self.model = build_model(self.data.x_dim, cfg.nz, cfg.hidden_units, self.data.likelihood,
                                  encoder=cls.needs_encoder, init_std=cfg.init_std, generator=init_gen).to(device)
-        self.algorithm = cls(self.model, lr=self.lr, n_train=self.train_x.shape[0], estimator=cfg.estimator,
-                             L=cfg.L, prior=cfg.prior, dreams=cfg.dreams, **cfg.options)
+        self.algorithm = cls(self.model, lr=self.lr, n_train=self.train_x.shape[0], prior=cfg.prior,
+                             **algorithm_kwargs(cfg))
         self.data_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
         self.stream = MinibatchStream(self.train_x.shape[0], cfg.batch_size, self.data_gen)
@@ -124,11 +129,19 @@ class Trainer:
         self.samples_seen = state["samples_seen"]
 
 
-def choose_step_size(cfg: RunConfig, data: Dataset, progress: bool = False) -> tuple[float, dict]:
+def choose_step_size(cfg: RunConfig, data: Dataset, folder: RunFolder | None = None,
+                     progress: bool = False) -> tuple[float, dict]:
     """The paper's choice: train briefly with each of 0.01, 0.02, 0.1 from the same start and
-    keep the one with the best mean training bound over the trial's last quarter."""
-    trial = {}
+    keep the one with the best mean training bound over the trial's last quarter.
+
+    Each finished candidate is saved in the run folder (lr_trial.pt), so an interrupted trial
+    resumes with the candidates still to do (each candidate starts from the same state, so the
+    choice is the same as without the interruption)."""
+    stored = folder.load_trial() if folder is not None else None
+    trial = dict(stored["trial"]) if stored and stored.get("config") == cfg.identity() else {}
     for lr in PAPER_STEP_SIZES:
+        if str(lr) in trial:
+            continue
         trainer = Trainer(cfg, data, lr)
         steps = max(1, cfg.lr_trial_samples // cfg.batch_size)
         values = [trainer.step() for _ in tqdm(range(steps), desc=f"step-size trial lr={lr}",
@@ -136,150 +149,176 @@ def choose_step_size(cfg: RunConfig, data: Dataset, progress: bool = False) -> t
         tail = values[-max(1, steps // 4):]
         score = sum(tail) / len(tail)
         trial[str(lr)] = score if math.isfinite(score) else None
+        if folder is not None:
+            folder.save_trial({"config": cfg.identity(), "trial": trial})
     finite = {float(k): v for k, v in trial.items() if v is not None}
     if not finite:
         raise TrainingDiverged("every step size of the paper diverged in the trial")
     return max(finite, key=finite.get), trial
 
 
-def _metrics_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+def _resume_state(folder: RunFolder, cfg: RunConfig) -> dict:
+    """The checkpoint to continue from, checked against ``cfg`` (same run, budget not below it)."""
+    state = folder.load_checkpoint()
+    stored = state["meta"].get("config")
+    if stored != cfg.identity():
+        diff = sorted(k for k in set(stored or {}) | set(cfg.identity())
+                      if (stored or {}).get(k) != cfg.identity().get(k))
+        raise VaebenchError(f"{folder.checkpoint_path} belongs to another run (differs in: "
+                            f"{', '.join(diff) or 'everything'}); use a new --out or --overwrite")
+    seen = state["trainer"]["samples_seen"]
+    if cfg.samples < seen:
+        raise VaebenchError(f"the run in {folder.path} is already at {seen:,} samples; --samples must be at least that")
+    return state
 
 
-def _prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> bool:
-    """Return whether a checkpoint to resume from exists; refuse to clobber an existing run.
+class _Run:
+    """One training run writing its folder: run.json, metrics.csv, checkpoints, snapshots."""
 
-    With ``resume`` but no checkpoint (e.g. committed results in a clean clone, which carry no
-    parameters) the run starts afresh, and what the old run left (its metrics, run.json and any
-    marginal-likelihood estimates) is removed first, so nothing stale is mixed into the new one.
-    """
-    if resume and (out / "checkpoint.pt").exists():
-        return True
-    leftovers = [out / name for name in RUN_FILES if (out / name).exists()]
-    if not leftovers:
-        return False
-    if not (resume or overwrite):
-        raise VaebenchError(f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it")
-    for path in (*leftovers, *out.glob("marginal_*.csv")):
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    return False
+    def __init__(self, cfg: RunConfig, folder: RunFolder, data: Dataset, lr: float, meta: dict, on_checkpoint):
+        self.cfg, self.folder, self.data, self.meta = cfg, folder, data, meta
+        self.trainer = Trainer(cfg, data, lr)
+        self.on_checkpoint = on_checkpoint
+        self.last_save = time.monotonic()
+        self.info = {
+            "config": cfg.to_dict(),
+            "lr": lr,
+            "lr_choice": "auto: best training bound of a short trial of each of the paper's step sizes"
+                         if cfg.lr == "auto" else "fixed by the config",
+            "lr_trial": meta["lr_trial"],
+            "train_eval": TRAIN_EVAL_NOTE,
+            "data": {"source": data.source, "checksums": data.checksums, "split": data.split,
+                     "n_train": int(data.train.shape[0]), "n_test": int(data.test.shape[0]),
+                     "binarize": data.binarize},
+            **environment(cfg.device),
+        }
 
+    def write_info(self, status: str, **extra) -> None:
+        meta = self.meta
+        self.info.update(status=status, samples_seen=self.trainer.samples_seen,
+                         train_wall_s=round(meta["train_wall_s"], 3), eval_wall_s=round(meta["eval_wall_s"], 3),
+                         samples_per_s=round(meta["train_samples_timed"] / meta["train_wall_s"], 1)
+                         if meta["train_wall_s"] else None, **extra)
+        self.folder.write_info(self.info)
 
-def read_run_config(out: Path) -> dict | None:
-    """The config stored in a run directory's run.json, or None."""
-    import json
+    def save_checkpoint(self) -> None:
+        self.folder.save_checkpoint({"trainer": self.trainer.state_dict(), "meta": self.meta})
+        self.last_save = time.monotonic()
+        self.on_checkpoint()
 
-    path = Path(out) / "run.json"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())["config"]
-    except (ValueError, KeyError) as exc:
-        raise VaebenchError(f"{path} is not a vaebench run.json ({exc})") from None
+    def diverged(self, what: str) -> TrainingDiverged:
+        self.write_info("diverged", diverged_at=self.trainer.samples_seen)
+        if self.folder.has_checkpoint():
+            kept = (f"the last good checkpoint ({self.folder.checkpoint_path}, at "
+                    f"{self.meta['checkpoint_samples']:,} samples) is kept")
+        else:
+            kept = "no checkpoint had been written yet, so there is nothing to resume (run.json records the divergence)"
+        return TrainingDiverged(f"{what} at {self.trainer.samples_seen:,} samples; {kept}")
+
+    def train_to(self, target: int, bar, progress: bool) -> None:
+        cfg, trainer, meta = self.cfg, self.trainer, self.meta
+        t0, start = time.perf_counter(), trainer.samples_seen
+        while trainer.samples_seen < target:
+            value = trainer.step()
+            if not math.isfinite(value):
+                raise self.diverged(f"the training objective became {value}")
+            if cfg.checkpoint_every_s and time.monotonic() - self.last_save >= cfg.checkpoint_every_s:
+                meta["train_wall_s"] += time.perf_counter() - t0
+                meta["train_samples_timed"] += trainer.samples_seen - start
+                t0, start = time.perf_counter(), trainer.samples_seen
+                meta["checkpoint_samples"] = trainer.samples_seen
+                self.save_checkpoint()
+            if progress and trainer.samples_seen % (50 * cfg.batch_size) == 0:
+                bar.update(trainer.samples_seen - bar.n)
+                bar.set_postfix(bound=f"{value:.2f}", refresh=False)
+        meta["train_wall_s"] += time.perf_counter() - t0
+        meta["train_samples_timed"] += trainer.samples_seen - start
+
+    def evaluate(self) -> dict:
+        cfg, trainer, meta = self.cfg, self.trainer, self.meta
+        t0 = time.perf_counter()
+        values = trainer.evaluate()
+        meta["eval_wall_s"] += time.perf_counter() - t0
+        wall = round(meta["train_wall_s"] + meta["eval_wall_s"], 3)
+        for split, value in values.items():
+            meta["rows"].append({"dataset": cfg.dataset, "algorithm": cfg.algorithm, "estimator": cfg.estimator,
+                                 "nz": cfg.nz, "hidden": cfg.hidden_units, "seed": cfg.seed,
+                                 "samples_seen": trainer.samples_seen, "split": split,
+                                 "lower_bound": repr(value), "wall_s": wall})
+        if values and not all(math.isfinite(v) for v in values.values()):
+            raise self.diverged(f"the evaluated bound became {values}")
+        if cfg.snapshots:
+            self.folder.save_snapshot(trainer.samples_seen, trainer.model.state_dict())
+        self.folder.write_metrics(meta["rows"])
+        meta["checkpoint_samples"] = trainer.samples_seen
+        self.save_checkpoint()
+        self.write_info("running")
+        return values
 
 
 def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
           progress: bool = True, data: Dataset | None = None) -> dict:
-    """Train to ``cfg.samples`` samples, writing the run directory ``out``; returns run.json's content."""
-    cfg.check()
-    out = Path(out)
-    has_checkpoint = _prepare_out_dir(out, resume, overwrite)
-    ops.set_default_backend(cfg.backend)
-    if data is None:
-        data = load_dataset(cfg.dataset, cfg.data_dir, binarize=cfg.binarize, n_train=cfg.n_train, seed=cfg.seed)
+    """Train to ``cfg.samples`` samples, writing the run folder ``out``; returns run.json's content.
 
-    checkpoint = torch.load(out / "checkpoint.pt", weights_only=False) if has_checkpoint else None
-    if checkpoint is not None:
-        meta = checkpoint["meta"]
-        lr = meta["lr"]
+    ``resume``: continue the run's checkpoint if there is one (``cfg.samples`` may extend a
+    finished run), else start ``cfg`` afresh, replacing what the folder holds (for example
+    committed results without parameters). ``overwrite``: replace the run in ``out``.
+    """
+    cfg.check()
+    if resume and overwrite:
+        raise VaebenchError("--resume and --overwrite exclude each other")
+    folder = RunFolder(check_out_path(out))
+    check_device(cfg.device)
+    ops.set_default_backend(cfg.backend)
+    with folder.lock("vaebench train"):
+        state = _resume_state(folder, cfg) if resume and folder.has_checkpoint() else None
+        trial = folder.load_trial() if resume and state is None else None
+        continuing = state is not None or (trial is not None and trial.get("config") == cfg.identity())
+        if folder.has_run() and not continuing and not (resume or overwrite):
+            raise VaebenchError(f"{folder.path} already holds a run; pass --resume to continue it "
+                                "or --overwrite to replace it")
+        if data is None:  # before anything of an old run is touched
+            data = load_dataset(cfg.dataset, cfg.data_dir, binarize=cfg.binarize, n_train=cfg.n_train, seed=cfg.seed)
+        replacing = folder.replacing() if folder.has_run() and not continuing else contextlib.nullcontext(lambda: None)
+        with replacing as commit:
+            return _train(cfg, folder, data, state, commit, progress)
+
+
+def _train(cfg, folder, data, state, commit, progress) -> dict:
+    if state is not None:
+        meta = state["meta"]
     else:
         if cfg.lr == "auto":
-            lr, trial = choose_step_size(cfg, data, progress)
+            folder.write_info({"config": cfg.to_dict(), "status": "lr-trial"})
+            lr, trial = choose_step_size(cfg, data, folder, progress)
         else:
             lr, trial = float(cfg.lr), None
-        meta = {"lr": lr, "lr_trial": trial, "rows": [], "train_wall_s": 0.0, "eval_wall_s": 0.0,
-                "train_samples_timed": 0}
-
-    trainer = Trainer(cfg, data, lr)
-    if checkpoint is not None:
-        trainer.load_state_dict(checkpoint["trainer"])
+        meta = {"config": cfg.identity(), "lr": lr, "lr_trial": trial, "rows": [], "train_wall_s": 0.0,
+                "eval_wall_s": 0.0, "train_samples_timed": 0, "checkpoint_samples": None}
+    run = _Run(cfg, folder, data, meta["lr"], meta, commit)
+    if state is not None:
+        try:
+            run.trainer.load_state_dict(state["trainer"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise VaebenchError(f"{folder.checkpoint_path} does not fit this run's model "
+                                f"({str(exc).splitlines()[0][:160]})") from None
     schedule = [s for s in eval_schedule(cfg.samples, cfg.batch_size, cfg.evals_per_decade, cfg.first_eval)
-                if s > trainer.samples_seen]
-
-    info = {
-        "config": cfg.to_dict(),
-        "lr": lr,
-        "lr_choice": "auto: best training bound of a short trial of each of the paper's step sizes"
-                     if cfg.lr == "auto" else "fixed by the config",
-        "lr_trial": meta["lr_trial"],
-        "train_eval": TRAIN_EVAL_NOTE,
-        "data": {"source": data.source, "checksums": data.checksums, "split": data.split,
-                 "n_train": int(data.train.shape[0]), "n_test": int(data.test.shape[0]),
-                 "binarize": data.binarize},
-        **environment(cfg.device),
-    }
-
-    def write_run_json(status: str, **extra):
-        timed = meta["train_samples_timed"]
-        info.update(status=status, samples_seen=trainer.samples_seen,
-                    train_wall_s=round(meta["train_wall_s"], 3), eval_wall_s=round(meta["eval_wall_s"], 3),
-                    samples_per_s=round(timed / meta["train_wall_s"], 1) if meta["train_wall_s"] else None,
-                    **extra)
-        atomic_write_json(out / "run.json", info)
-
-    def save_checkpoint():
-        atomic_torch_save(out / "checkpoint.pt", {"trainer": trainer.state_dict(), "meta": meta})
-
-    out.mkdir(parents=True, exist_ok=True)
-    write_run_json("running")
-    bar = tqdm(total=cfg.samples, initial=trainer.samples_seen, unit="samples", unit_scale=True,
+                if s > run.trainer.samples_seen]
+    run.write_info("running")
+    bar = tqdm(total=cfg.samples, initial=run.trainer.samples_seen, unit="samples", unit_scale=True,
                disable=not progress, desc=f"{cfg.algorithm} {cfg.dataset} nz={cfg.nz}", dynamic_ncols=True)
-    last_value = float("nan")
     try:
         for target in schedule:
-            t0 = time.perf_counter()
-            start = trainer.samples_seen
-            while trainer.samples_seen < target:
-                last_value = trainer.step()
-                if not math.isfinite(last_value):
-                    write_run_json("diverged", diverged_at=trainer.samples_seen)
-                    raise TrainingDiverged(
-                        f"the training objective became {last_value} at {trainer.samples_seen} samples; "
-                        f"the last good checkpoint ({out / 'checkpoint.pt'}) is kept")
-                if progress and trainer.samples_seen % (50 * cfg.batch_size) == 0:
-                    bar.update(trainer.samples_seen - bar.n)
-                    bar.set_postfix(bound=f"{last_value:.2f}", refresh=False)
-            meta["train_wall_s"] += time.perf_counter() - t0
-            meta["train_samples_timed"] += trainer.samples_seen - start
-
-            t0 = time.perf_counter()
-            values = trainer.evaluate()
-            meta["eval_wall_s"] += time.perf_counter() - t0
-            wall = round(meta["train_wall_s"] + meta["eval_wall_s"], 3)
-            for split, value in values.items():
-                meta["rows"].append({"dataset": cfg.dataset, "algorithm": cfg.algorithm, "estimator": cfg.estimator,
-                                     "nz": cfg.nz, "hidden": cfg.hidden_units, "seed": cfg.seed,
-                                     "samples_seen": trainer.samples_seen, "split": split,
-                                     "lower_bound": repr(value), "wall_s": wall})
-            if values and not all(math.isfinite(v) for v in values.values()):
-                write_run_json("diverged", diverged_at=trainer.samples_seen)
-                raise TrainingDiverged(f"the evaluated bound became {values} at {trainer.samples_seen} samples; "
-                                       f"the last good checkpoint ({out / 'checkpoint.pt'}) is kept")
-            if cfg.snapshots:
-                atomic_torch_save(out / "snapshots" / f"params_{trainer.samples_seen:012d}.pt",
-                                  trainer.model.state_dict())
-            atomic_write_text(out / "metrics.csv", _metrics_csv(meta["rows"]))
-            save_checkpoint()
-            write_run_json("running")
-            bar.update(trainer.samples_seen - bar.n)
+            run.train_to(target, bar, progress)
+            values = run.evaluate()
+            bar.update(run.trainer.samples_seen - bar.n)
             if "test" in values:
                 bar.set_postfix(test_bound=f"{values['test']:.2f}")
     finally:
         bar.close()
-    write_run_json("finished", final=({r["split"]: float(r["lower_bound"]) for r in meta["rows"][-2:]}
-                                      if meta["rows"] else None))
-    return info
+    if not schedule and state is None:  # nothing to train (cannot happen with a checked config)
+        run.save_checkpoint()
+    folder.drop_trial()
+    rows = meta["rows"]
+    run.write_info("finished", final=({r["split"]: float(r["lower_bound"]) for r in rows[-2:]} if rows else None))
+    return run.info

@@ -19,13 +19,10 @@ import math
 import torch
 
 from vaebench.algorithms.optim import paper_adagrad
+from vaebench.config import MCEMOptions
 from vaebench.marginal import HMCState, adapt_log_step, hmc_transition
 
-DEFAULT_LEAPFROG = 10        # paper: 10 leapfrog steps
-DEFAULT_TARGET_ACCEPT = 0.9  # paper: step size tuned automatically to a 90% acceptance rate
-DEFAULT_UPDATES = 5          # paper: 5 weight updates with the acquired sample
-DEFAULT_INIT_STEP = 0.05     # ours
-DEFAULT_ADAPT_RATE = 0.05    # ours: log step size += rate * (acceptance - target) per visit
+_DEFAULTS = MCEMOptions()  # the declared options (vaebench.config), with the paper's values
 
 
 class MCEM:
@@ -33,9 +30,9 @@ class MCEM:
     wants_indices = True
 
     def __init__(self, model, *, lr: float, n_train: int, prior: bool = True,
-                 leapfrog: int = DEFAULT_LEAPFROG, target_accept: float = DEFAULT_TARGET_ACCEPT,
-                 updates: int = DEFAULT_UPDATES, hmc_moves: int = 1, init_step_size: float = DEFAULT_INIT_STEP,
-                 adapt_rate: float = DEFAULT_ADAPT_RATE, **_):
+                 leapfrog: int = _DEFAULTS.leapfrog, target_accept: float = _DEFAULTS.target_accept,
+                 updates: int = _DEFAULTS.updates, hmc_moves: int = _DEFAULTS.hmc_moves,
+                 init_step_size: float = _DEFAULTS.init_step_size, adapt_rate: float = _DEFAULTS.adapt_rate):
         if leapfrog < 1 or updates < 1 or hmc_moves < 1:
             raise ValueError("MCEM needs leapfrog, updates and hmc_moves >= 1")
         self.model = model

@@ -20,10 +20,11 @@ import torch
 
 from vaebench import ops
 from vaebench.algorithms.optim import paper_adagrad
+from vaebench.config import DREAMS, WAKE_SLEEP_LR
 
 # The settings that reproduce the paper's wake-sleep curves (reproductions/figure2.toml).
-DEFAULT_LR = 0.01
-DEFAULT_DREAMS = "sample"
+DEFAULT_LR = WAKE_SLEEP_LR
+DEFAULT_DREAMS = DREAMS[0]
 
 
 class WakeSleep:
@@ -32,7 +33,7 @@ class WakeSleep:
     default_dreams = DEFAULT_DREAMS
 
     def __init__(self, model, *, lr: float = DEFAULT_LR, n_train: int, dreams: str = DEFAULT_DREAMS,
-                 prior: bool = True, **_):
+                 prior: bool = True):
         if dreams not in ("sample", "mean"):
             raise ValueError(f"dreams must be 'sample' or 'mean', got {dreams!r}")
         if model.encoder is None:

@@ -1,0 +1,93 @@
+"""Argument types and options shared by the commands: counts, thread numbers, run options."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from vaebench.config import ALGORITHMS, BINARIZE, DATASETS, DREAMS, ESTIMATORS, MAX_SEED
+
+
+def count(minimum: int = 1, maximum: float = 10**12, what: str = "a count"):
+    """An argparse type: a whole number in [minimum, maximum], written 1000, 1e3 or 1_000."""
+    def parse(text: str) -> int:
+        try:
+            value = float(text.replace("_", ""))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
+        if not math.isfinite(value) or value != int(value):
+            raise argparse.ArgumentTypeError(f"{what} must be a whole number, got {text!r}")
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{what} must be in [{minimum:,}, {maximum:,.0f}], got {text}")
+        return int(value)
+    return parse
+
+
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def parse_lr(text: str):
+    if text == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--lr takes a number or 'auto', got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"--lr must be finite, got {text!r}")
+    return value
+
+
+threads = count(1, 1024, "--threads")
+seed = count(0, MAX_SEED, "--seed")
+
+
+def add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=threads, help="torch CPU threads (at least 1; default: torch's)")
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options of one run's config (every default is None: unset keeps the config's value)."""
+    p.add_argument("--dataset", choices=DATASETS, help="mnist or frey (default mnist)")
+    p.add_argument("--algorithm", choices=ALGORITHMS, help="default aevb")
+    p.add_argument("--estimator", choices=ESTIMATORS, help="SGVB estimator (default B, as the paper)")
+    p.add_argument("--nz", type=count(1, 1000, "--nz"), help="latent dimension N_z (default 20)")
+    p.add_argument("--hidden", type=count(1, 100_000, "--hidden"),
+                   help="hidden units of encoder and decoder (default: 500 MNIST, 200 Frey Face)")
+    p.add_argument("--samples", type=count(1, 10**11, "--samples"),
+                   help="budget in training samples evaluated, e.g. 1e6 (default 1e6)")
+    p.add_argument("--seed", type=seed, help="random seed in [0, 2^63 - 1] (default 0)")
+    p.add_argument("--lr", type=parse_lr, help="Adagrad step size, or 'auto' to pick from {0.01, 0.02, 0.1} as the "
+                   "paper (default: auto; 0.01 for wake-sleep)")
+    p.add_argument("--batch-size", dest="batch_size", type=count(1, 100_000, "--batch-size"),
+                   help="minibatch size M (default 100)")
+    p.add_argument("-L", dest="L", type=count(1, 10_000, "-L"), help="samples of z per datapoint (default 1)")
+    p.add_argument("--init-std", dest="init_std", type=finite_float, help="parameters ~ N(0, std^2) (default 0.01)")
+    p.add_argument("--binarize", choices=BINARIZE, help="MNIST: none (intensities as Bernoulli means, the paper), "
+                   "static or dynamic")
+    p.add_argument("--n-train", dest="n_train", type=count(1, 10**9, "--n-train"),
+                   help="use only the first N training points")
+    p.add_argument("--dreams", choices=DREAMS, help="wake-sleep: sleep-phase x sampled from the decoder or its mean")
+    p.add_argument("--snapshots", action="store_true", default=None, help="keep the parameters at every evaluation point")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--backend", help="hot-path ops: eager, numba, triton or compile (default eager)")
+    p.add_argument("--data-dir", dest="data_dir", help="folder with the data files (else $VAEBENCH_DATA_DIR, the cache, ...)")
+    p.add_argument("--checkpoint-every", dest="checkpoint_every_s", type=finite_float,
+                   help="also checkpoint every this many seconds of training (default 300; 0: only at evaluations)")
+
+
+RUN_KEYS = ("dataset", "algorithm", "estimator", "nz", "hidden", "samples", "seed", "lr", "batch_size", "L",
+            "init_std", "binarize", "n_train", "dreams", "snapshots", "device", "backend", "data_dir",
+            "checkpoint_every_s")
+
+
+def given_run_options(args) -> dict:
+    """The run options set on the command line."""
+    return {k: getattr(args, k) for k in RUN_KEYS if getattr(args, k, None) is not None}
