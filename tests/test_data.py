@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pooch
 import pytest
 import torch
 
@@ -357,11 +358,14 @@ def test_frey_truncated_mat_refused(frey_mat, tmp_path):
     assert str(path) in str(err.value) and README_FREY_FILE in str(err.value)
 
 
-def test_frey_download_lands_in_cache(frey_mat, http_server, isolated, monkeypatch):
+def test_frey_download_lands_in_cache(frey_mat, http_server, isolated, monkeypatch, capfd):
     http_server.routes = {"/data/frey_rawface.mat": ("ok", frey_mat.read_bytes())}
     url = http_server.base + "data/frey_rawface.mat"
     monkeypatch.setattr(data, "FREY_URL", url)
+    pooch_level = pooch.get_logger().level
     ds = load_dataset("frey")
+    assert capfd.readouterr().err == ""  # pooch's log lines are kept off stderr...
+    assert pooch.get_logger().level == pooch_level  # ...and its logger is left as it was
     cached = isolated / "frey" / "frey_rawface.mat"
     assert files_under(isolated) == [cached]
     assert cached.read_bytes() == frey_mat.read_bytes()

@@ -82,3 +82,15 @@ def test_importance_refuses_a_model_without_encoder(tmp_path, capsys):
     assert "no encoder" in capsys.readouterr().err
     assert main(["evaluate", str(run), *FAST, "--split", "train"]) == 0
     assert len(read(run / "marginal_hmc.csv")) == 1
+
+
+def test_rerun_on_a_split_smaller_than_n_points_keeps_one_row(aevb_run, capsys):
+    """The 200-point training split with --n-points 1e9: keyed by the 200 points used, a rerun
+    reuses the row instead of appending a duplicate, and the count reported is right."""
+    argv = ["evaluate", str(aevb_run), "--method", "importance", "--k", "20", "--split", "train", "--n-points", "1e6"]
+    assert main(argv) == 0
+    assert "(1 rows with these settings)" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "(1 rows with these settings)" in capsys.readouterr().out
+    rows = [r for r in read(aevb_run / "marginal_importance.csv") if r["k"] == "20"]
+    assert len(rows) == 1 and rows[0]["n_points"] == "200"

