@@ -28,6 +28,9 @@ ESTIMATORS = ("A", "B", "score")
 ALGORITHMS = ("aevb", "wake-sleep", "mcem")
 BINARIZE = ("none", "static", "dynamic")
 DREAMS = ("sample", "mean")
+# the global parameters theta: maximum likelihood, MAP with the N(0, I) prior (the paper's
+# experiments), or variational Bayes over the decoder's parameters (the paper's appendix F)
+THETA = ("ml", "map", "vb")
 MAX_SEED = 2**63 - 1
 
 # wake-sleep's default step size: the one of the paper's three that follows its Figure 2 curve
@@ -125,7 +128,7 @@ class RunConfig:
     batch_size: int = 100         # M
     L: int = 1                    # samples of z per datapoint
     init_std: float = 0.01        # parameters ~ N(0, init_std^2)
-    prior: bool = True            # N(0, I) prior on the parameters (MAP), as the paper
+    theta: str = "map"            # ml, map (N(0, I) prior as weight decay, the paper) or vb (appendix F)
     binarize: str = "none"        # MNIST: intensities as Bernoulli means (paper), or static/dynamic
     n_train: int | None = None    # keep the first n_train training points (Figure 3)
     device: str = "cpu"
@@ -158,9 +161,22 @@ class RunConfig:
         """The settings that make two runs the same run (everything but RESUMABLE_OVERRIDES)."""
         return {k: v for k, v in self.to_dict().items() if k not in self.RESUMABLE_OVERRIDES}
 
+    @property
+    def prior(self) -> bool:
+        """Whether the N(0, I) prior on theta enters the objective (MAP and VB; not ML)."""
+        return self.theta != "ml"
+
     @classmethod
     def from_dict(cls, d: dict, where: str = "") -> "RunConfig":
-        """A config from a TOML table or run.json's ``config``: typed, unknown keys refused."""
+        """A config from a TOML table or run.json's ``config``: typed, unknown keys refused.
+        The key ``prior`` (a boolean; run.json files before ``theta`` existed) reads as
+        theta = "map" (true) or "ml" (false)."""
+        if isinstance(d, dict) and "prior" in d:
+            d = dict(d)
+            prior = _coerce("prior", d.pop("prior"), bool, where)
+            if "theta" in d and d["theta"] != ("map" if prior else "ml"):
+                raise VaebenchError(f"{where}prior = {str(prior).lower()} contradicts theta = {d['theta']!r}")
+            d["theta"] = "map" if prior else "ml"
         return typed(cls, d, where)
 
     def check(self) -> "RunConfig":
@@ -182,6 +198,7 @@ class RunConfig:
         need(1 <= self.L <= 10_000, f"-L must be in [1, 10000], got {self.L}")
         need(math.isfinite(self.init_std) and 0 < self.init_std <= 1, f"--init-std must be in (0, 1], got {self.init_std}")
         need(self.binarize in BINARIZE, f"unknown binarize {self.binarize!r}; choose one of {', '.join(BINARIZE)}")
+        need(self.theta in THETA, f"unknown theta {self.theta!r}; choose one of {', '.join(THETA)}")
         need(self.dreams in DREAMS, f"unknown dreams {self.dreams!r}; choose one of {', '.join(DREAMS)}")
         need(self.n_train is None or self.n_train >= 1, f"--n-train must be at least 1, got {self.n_train}")
         need(1 <= self.evals_per_decade <= 100, f"evals_per_decade must be in [1, 100], got {self.evals_per_decade}")

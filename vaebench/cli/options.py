@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from vaebench.config import ALGORITHMS, BINARIZE, DATASETS, DREAMS, ESTIMATORS, MAX_SEED
+from vaebench.config import ALGORITHMS, BINARIZE, DATASETS, DREAMS, ESTIMATORS, MAX_SEED, THETA
 
 
 def count(minimum: int = 1, maximum: float = 10**12, what: str = "a count"):
@@ -74,6 +74,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    "static or dynamic")
     p.add_argument("--n-train", dest="n_train", type=count(1, 10**9, "--n-train"),
                    help="use only the first N training points")
+    p.add_argument("--theta", choices=THETA, help="the global parameters: ml, map (the N(0, I) prior as weight "
+                   "decay, the paper's; default) or vb (variational Bayes over the decoder, appendix F)")
     p.add_argument("--dreams", choices=DREAMS, help="wake-sleep: sleep-phase x sampled from the decoder or its mean")
     p.add_argument("--snapshots", action="store_true", default=None, help="keep the parameters at every evaluation point")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default cpu)")
@@ -84,7 +86,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 RUN_KEYS = ("dataset", "algorithm", "estimator", "nz", "hidden", "samples", "seed", "lr", "batch_size", "L",
-            "init_std", "binarize", "n_train", "dreams", "snapshots", "device", "backend", "data_dir",
+            "init_std", "binarize", "n_train", "theta", "dreams", "snapshots", "device", "backend", "data_dir",
             "checkpoint_every_s")
 
 
