@@ -16,7 +16,7 @@ from vaebench.errors import RunLocked, TrainingDiverged, VaebenchError
 from vaebench.runs import RunFolder, lock_folder
 from vaebench.train import Trainer, train
 
-from tests.test_train import read_metrics, tiny_config, tiny_dataset
+from tests.test_train import interrupt_at, read_metrics, tiny_config, tiny_dataset
 
 
 def run_cli(capsys, *argv):
@@ -85,18 +85,10 @@ def test_interrupted_step_size_trial_resumes_with_the_stored_config(tmp_path, mo
     cfg = tiny_config(lr="auto", lr_trial_samples=1000, samples=2000)
     whole = train(cfg, tmp_path / "whole", data=data, progress=False)
 
-    original, calls = Trainer.step, {"n": 0}
-
-    def interrupted(self):
-        calls["n"] += 1
-        if calls["n"] == 15:  # during the second candidate of the trial (10 steps each)
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "step", interrupted)
+    undo = interrupt_at(monkeypatch, 15)  # during the second candidate of the trial (10 steps each)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "split", data=data, progress=False)
-    monkeypatch.setattr(Trainer, "step", original)
+    undo()
     folder = RunFolder(tmp_path / "split")
     assert folder.read_info()["status"] == "lr-trial" and set(folder.load_trial()["trial"]) == {"0.01"}
     assert folder.read_config().lr == "auto"  # what `--resume` continues with
@@ -148,18 +140,10 @@ def test_wall_clock_checkpoints_resume_bit_identically(tmp_path, monkeypatch):
     cfg = tiny_config(samples=3000)
     train(cfg, tmp_path / "whole", data=data, progress=False)
     timed = tiny_config(samples=3000, checkpoint_every_s=1e-9)  # a checkpoint after every step
-    original, calls = Trainer.step, {"n": 0}
-
-    def interrupted(self):
-        calls["n"] += 1
-        if calls["n"] == 23:  # between the evaluation points 1800 and 3000
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "step", interrupted)
+    undo = interrupt_at(monkeypatch, 23)  # between the evaluation points 1800 and 3000
     with pytest.raises(KeyboardInterrupt):
         train(timed, tmp_path / "split", data=data, progress=False)
-    monkeypatch.setattr(Trainer, "step", original)
+    undo()
     assert RunFolder(tmp_path / "split").load_checkpoint()["trainer"]["samples_seen"] == 2200  # not an eval point
     train(timed, tmp_path / "split", resume=True, data=data, progress=False)
     assert read_metrics(tmp_path / "whole" / "metrics.csv") == read_metrics(tmp_path / "split" / "metrics.csv")

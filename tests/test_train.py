@@ -39,6 +39,20 @@ def read_metrics(path):
         return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(f)]
 
 
+def interrupt_at(monkeypatch, n: int):
+    """Make Trainer.step raise KeyboardInterrupt at its n-th call; returns the undo."""
+    original, calls = Trainer.step, {"n": 0}
+
+    def step(self):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "step", step)
+    return lambda: monkeypatch.setattr(Trainer, "step", original)
+
+
 def test_eval_schedule_is_log_spaced_and_ends_at_budget():
     points = eval_schedule(1_000_000, 100, per_decade=4, first=10_000)
     assert points[0] == 10_000 and points[-1] == 1_000_000
@@ -63,19 +77,10 @@ def test_same_seed_same_numbers_and_resume_is_bit_identical(tmp_path, monkeypatc
     cfg = tiny_config()
     train(cfg, tmp_path / "whole", data=data, progress=False)
 
-    calls = {"n": 0}
-    original = Trainer.step
-
-    def interrupted(self):
-        calls["n"] += 1
-        if calls["n"] == 37:  # between evaluation points 3100 and 5600
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "step", interrupted)
+    undo = interrupt_at(monkeypatch, 37)  # between evaluation points 3100 and 5600
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "split", data=data, progress=False)
-    monkeypatch.setattr(Trainer, "step", original)
+    undo()
     assert json.loads((tmp_path / "split" / "run.json").read_text())["status"] == "running"
     train(cfg, tmp_path / "split", resume=True, data=data, progress=False)
 

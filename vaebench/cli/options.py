@@ -34,15 +34,8 @@ def finite_float(text: str) -> float:
 
 
 def parse_lr(text: str):
-    if text == "auto":
-        return "auto"
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--lr takes a number or 'auto', got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"--lr must be finite, got {text!r}")
-    return value
+    """A step size, or 'auto'."""
+    return "auto" if text == "auto" else finite_float(text)
 
 
 threads = count(1, 1024, "--threads")
