@@ -47,9 +47,19 @@ def _data_env() -> dict:
     return {}
 
 
-def _reproduce(session, figure, *default_args):
+def _reproduce(session, study, *default_args):
     _install(session, "data,kernels")
-    session.run("vaebench", "reproduce", figure, *default_args, *session.posargs, env=_data_env())
+    session.run("vaebench", "reproduce", study, *default_args, *session.posargs, env=_data_env())
+
+
+@nox.session
+def reproduce(session):
+    """Any registered figure or study: `nox -s reproduce -- figure3 --budget medium`."""
+    if not session.posargs or session.posargs[0].startswith("-"):
+        session.error("name the study first: nox -s reproduce -- <study> [options] (vaebench reproduce --help)")
+    study, *options = session.posargs
+    _install(session, "data,kernels")
+    session.run("vaebench", "reproduce", study, *options, env=_data_env())
 
 
 @nox.session

@@ -10,51 +10,55 @@ from pathlib import Path
 import pytest
 import torch
 
+from vaebench import pipeline
 from vaebench.algorithms.wake_sleep import WakeSleep
 from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
 from vaebench.figures import figure2
+from vaebench.figures.common import interpolate
 from vaebench.models import build_model
+from vaebench.runs import RunFolder
 from vaebench.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
+STUDY = figure2.STUDY
 
 
 # ---- the config ----------------------------------------------------------------------------
 
 def paper_panels():
-    with open(figure2.PAPER_DIR / "figure2_reference.csv") as f:
-        return {(r["dataset"], int(r["nz"]), r["algorithm"]) for r in csv.DictReader(f)}
+    ref = figure2.paper_reference()
+    return set(zip(ref.dataset, ref.nz, ref.algorithm))
 
 
-@pytest.mark.parametrize("budget", figure2.BUDGETS)
+@pytest.mark.parametrize("budget", pipeline.BUDGETS)
 def test_every_config_parses_and_names_a_panel_of_the_paper(budget):
-    conf = figure2.load_config()
-    runs = figure2.build_runs(conf, budget, "OUT")
+    conf = pipeline.load_config(STUDY)
+    runs = pipeline.build_runs(STUDY, conf, budget, "OUT")
     assert len(runs) == 18  # 9 panels x 2 algorithms
     panels = paper_panels()
     names = set()
     for cfg, out in runs:
         assert isinstance(cfg, RunConfig) and cfg.check() is cfg
-        assert (cfg.dataset, cfg.nz, figure2.paper_algorithm(cfg.algorithm)) in panels
+        assert (cfg.dataset, cfg.nz, cfg.algorithm) in panels
         assert cfg.hidden_units == {"mnist": 500, "frey": 200}[cfg.dataset]  # the paper's
         assert cfg.batch_size == 100 and cfg.L == 1 and cfg.init_std == 0.01 and cfg.prior
         assert out == Path("OUT") / f"{cfg.dataset}_nz{cfg.nz}_{cfg.algorithm}"
+        assert STUDY.run_key(out.name) is not None
         names.add(out.name)
     assert len(names) == 18
     assert {(c.dataset, c.nz) for c, _ in runs} == {(d, nz) for d, nzs in figure2.PANELS.items() for nz in nzs}
 
 
 def test_budgets_are_as_the_issue_says():
-    conf = figure2.load_config()
-    assert set(conf["budgets"]) == set(figure2.BUDGETS)
+    conf = pipeline.load_config(STUDY)
+    assert set(conf["budgets"]) == set(pipeline.BUDGETS)
     for dataset in figure2.PANELS:
-        quick, medium, paper = (figure2.budget_samples(conf, b, dataset) for b in figure2.BUDGETS)
+        quick, medium, paper = (pipeline.budget_samples(conf, b, dataset) for b in pipeline.BUDGETS)
         assert 5e5 <= quick < medium == 10**7 < paper == 10**8  # quick reaches the paper's first tabulated budget
 
 
 def test_wake_sleep_settings_in_the_config_are_its_defaults():
-    conf = figure2.load_config()
+    conf = pipeline.load_config(STUDY)
     ws = conf["algorithms"]["wake-sleep"]
     assert ws["lr"] == WakeSleep.default_lr and ws["dreams"] == WakeSleep.default_dreams
     assert conf["algorithms"]["aevb"]["lr"] == "auto"
@@ -64,12 +68,16 @@ def test_config_errors_are_one_line(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[budgets.quick]\nsamples = 1e6\n[datasets.cifar]\nnz = [2]\n[algorithms.aevb]\nlr = 0.1\n')
     with pytest.raises(VaebenchError, match="unknown data set"):
-        figure2.load_config(bad)
-    conf = figure2.load_config()
+        pipeline.load_config(STUDY, bad)
+    bad.write_text('[budgets.quick]\nsamples = 1e6\n[datasets.mnist]\nnz = [2]\n[algorithms.aevb]\nlr = 0.1\n'
+                   'learning_rate = 0.1\n')
+    with pytest.raises(VaebenchError, match=r"bad.toml: unknown key.*learning_rate"):
+        pipeline.build_runs(STUDY, pipeline.load_config(STUDY, bad), "quick", tmp_path)
+    conf = pipeline.load_config(STUDY)
     with pytest.raises(VaebenchError, match="unknown budget"):
-        figure2.build_runs(conf, "huge", tmp_path)
+        pipeline.build_runs(STUDY, conf, "huge", tmp_path)
     with pytest.raises(VaebenchError, match="unknown data set"):
-        figure2.build_runs(conf, "quick", tmp_path, datasets=["cifar"])
+        pipeline.build_runs(STUDY, conf, "quick", tmp_path, datasets=["cifar"])
 
 
 # ---- wake-sleep ----------------------------------------------------------------------------
@@ -159,12 +167,12 @@ def mnist():
 
 
 def test_mnist_nz20_short_run_aevb_above_wake_sleep(mnist, tmp_path):
-    conf = figure2.load_config()
+    conf = pipeline.load_config(STUDY)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # on busy shared cores, more threads than free cores is far slower
     try:
         final = {}
-        for cfg in figure2.run_configs(conf, "quick", datasets=["mnist"], nzs=[20]):
+        for cfg, _ in pipeline.build_runs(STUDY, conf, "quick", tmp_path, datasets=["mnist"], nzs=[20]):
             assert cfg.hidden_units == 500
             # one evaluation, at the end; AEVB at a fixed step size of the paper's set (no trial)
             cfg.samples, cfg.first_eval = SHORT, SHORT
@@ -185,25 +193,24 @@ def _fake_run(root, dataset, nz, algorithm, samples, slope, offset):
     """A run folder whose bound is linear in log10(samples): offset + slope * log10(s)."""
     from vaebench.evaluation import eval_schedule
 
-    d = root / f"{dataset}_nz{nz}_{algorithm}"
-    d.mkdir(parents=True)
-    rows = ["dataset,algorithm,estimator,nz,hidden,seed,samples_seen,split,lower_bound,wall_s"]
-    for i, s in enumerate(eval_schedule(samples, 100)):
-        for split, shift in (("train", 1.0), ("test", 0.0)):
-            rows.append(f"{dataset},{algorithm},B,{nz},500,0,{s},{split},{offset + shift + slope * math.log10(s)},{i}")
-    (d / "metrics.csv").write_text("\n".join(rows) + "\n")
-    (d / "run.json").write_text(json.dumps({
+    folder = RunFolder(root / f"{dataset}_nz{nz}_{algorithm}")
+    folder.path.mkdir(parents=True)
+    folder.write_metrics([
+        {"dataset": dataset, "algorithm": algorithm, "estimator": "B", "nz": nz, "hidden": 500, "seed": 0,
+         "samples_seen": s, "split": split, "lower_bound": offset + shift + slope * math.log10(s), "wall_s": i}
+        for i, s in enumerate(eval_schedule(samples, 100)) for split, shift in (("train", 1.0), ("test", 0.0))])
+    folder.write_info({
         "config": {"dataset": dataset, "algorithm": algorithm, "nz": nz, "samples": samples, "dreams": "sample"},
         "lr": 0.02, "status": "finished", "samples_seen": samples, "train_wall_s": 10.0, "eval_wall_s": 2.0,
         "samples_per_s": 1e5, "machine": {"cpu": "test cpu", "device": "cpu", "device_name": "test cpu"},
-        "versions": {"torch": torch.__version__}}))
+        "versions": {"torch": torch.__version__}})
 
 
 def test_interpolate_log():
     s, v = [1e4, 1e5, 1e6], [0.0, 10.0, 30.0]
-    assert figure2.interpolate_log(s, v, 1e5) == 10.0
-    assert figure2.interpolate_log(s, v, 10**5.5) == pytest.approx(20.0)
-    assert math.isnan(figure2.interpolate_log(s, v, 2e6)) and math.isnan(figure2.interpolate_log(s, v, 1e3))
+    assert interpolate(s, v, 1e5, log=True) == 10.0
+    assert interpolate(s, v, 10**5.5, log=True) == pytest.approx(20.0)
+    assert math.isnan(interpolate(s, v, 2e6, log=True)) and math.isnan(interpolate(s, v, 1e3, log=True))
 
 
 def test_summarize_writes_csv_png_table_provenance(tmp_path):
@@ -211,7 +218,7 @@ def test_summarize_writes_csv_png_table_provenance(tmp_path):
     _fake_run(tmp_path, "mnist", 20, "wake-sleep", 1_000_000, slope=15.0, offset=-225.0)
     _fake_run(tmp_path, "frey", 2, "aevb", 2_000_000, slope=50.0, offset=400.0)
     (tmp_path / "not_a_run").mkdir()
-    paths = figure2.summarize(tmp_path, budget="quick")
+    paths = pipeline.summarize(STUDY, tmp_path, budget="quick")
     for p in paths.values():
         assert p.exists() and p.stat().st_size > 0, p
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes left nothing behind
@@ -246,8 +253,9 @@ def test_summarize_writes_csv_png_table_provenance(tmp_path):
 
 
 def test_summarize_without_runs_is_a_one_line_error(tmp_path):
-    with pytest.raises(VaebenchError, match="no Figure 2 run folders"):
-        figure2.summarize(tmp_path)
+    with pytest.raises(VaebenchError, match="no Figure 2 results"):
+        pipeline.summarize(STUDY, tmp_path)
+    assert figure2.main([str(tmp_path / "missing")]) == 2
 
 
 def test_reproduce_command_trains_skips_finished_and_summarizes(mnist, tmp_path, monkeypatch, capsys):
@@ -259,16 +267,20 @@ def test_reproduce_command_trains_skips_finished_and_summarizes(mnist, tmp_path,
                     '[datasets.mnist]\nhidden = 8\nnz = [3]\n'
                     '[algorithms.aevb]\nlr = 0.02\n[algorithms.wake-sleep]\nlr = 0.01\n')
     out = tmp_path / "out"
-    argv = ["reproduce", "figure2", "--config", str(toml), "--datasets", "mnist", "--jobs", "1",
+    argv = ["reproduce", "figure2", "--config", str(toml), "--datasets", "mnist", "--jobs", "1", "--threads", "2",
             "--out", str(out), "--no-progress"]
     assert main(argv) == 0
     for name in ("mnist_nz3_aevb", "mnist_nz3_wake-sleep"):
-        assert json.loads((out / name / "run.json").read_text())["status"] == "finished"
-    for name in ("figure2.csv", "figure2.png", "figure2_table.md", "provenance.json"):
+        info = RunFolder(out / name).read_info()
+        assert info["status"] == "finished"
+        assert info["machine"]["torch_threads"] == 2  # --threads reaches every run
+    for name in ("figure2.csv", "figure2.png", "figure2_table.md", "figure2_table.csv", "provenance.json"):
         assert (out / name).exists(), name
+    assert not (out / ".lock").exists()
     prov = json.loads((out / "provenance.json").read_text())
-    assert prov["budget"] == "quick" and "reproduce" in prov["command"] and set(prov["runs"]) == {
-        "mnist_nz3_aevb", "mnist_nz3_wake-sleep"}
+    assert prov["budget"] == "quick" and set(prov["runs"]) == {"mnist_nz3_aevb", "mnist_nz3_wake-sleep"}
+    assert prov["command"].startswith("vaebench reproduce figure2 --budget quick --datasets mnist --jobs 1 --threads 2")
+    assert prov["runs"]["mnist_nz3_aevb"]["torch_threads"] == 2
     mtime = (out / "mnist_nz3_aevb" / "metrics.csv").stat().st_mtime_ns
     assert main(argv) == 0  # finished runs are skipped, not retrained
     assert (out / "mnist_nz3_aevb" / "metrics.csv").stat().st_mtime_ns == mtime
@@ -277,5 +289,7 @@ def test_reproduce_command_trains_skips_finished_and_summarizes(mnist, tmp_path,
     assert main(argv) == 0
     assert (out / "mnist_nz3_aevb" / "metrics.csv").stat().st_mtime_ns != mtime
     assert (out / "mnist_nz3_aevb" / "checkpoint.pt").exists()
+    capsys.readouterr()
     assert main([*argv[:5], "cifar", *argv[6:]]) == 2
-    assert "unknown" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown" in err and len(err.strip().splitlines()) == 1

@@ -7,18 +7,22 @@ from pathlib import Path
 
 import pytest
 
+from vaebench import pipeline
 from vaebench.algorithms.mcem import MCEM
 from vaebench.algorithms.wake_sleep import WakeSleep
 from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
-from vaebench.evaluate_cli import COLUMNS
 from vaebench.figures import figure3
+from vaebench.resources import config_path
+from vaebench.runs import RunFolder
+
+STUDY = figure3.STUDY
 
 
-@pytest.mark.parametrize("budget", figure3.BUDGETS)
+@pytest.mark.parametrize("budget", pipeline.BUDGETS)
 def test_every_config_parses_with_the_papers_settings(budget):
-    conf = figure3.load_config()
-    runs = figure3.build_runs(conf, budget, "OUT")
+    conf = pipeline.load_config(STUDY)
+    runs = pipeline.build_runs(STUDY, conf, budget, "OUT")
     assert len(runs) == 6  # N_train 1000, 50000 x AEVB, wake-sleep, MCEM
     assert {(c.n_train, c.algorithm) for c, _ in runs} == {(n, a) for n in (1000, 50000) for a in figure3.ALGORITHMS}
     for cfg, out in runs:
@@ -31,22 +35,24 @@ def test_every_config_parses_with_the_papers_settings(budget):
     ws = next(c for c, _ in runs if c.algorithm == "wake-sleep")
     assert ws.dreams == WakeSleep.default_dreams  # as Figure 2
     assert ws.lr == 0.02  # measured for this model (the config's note); Figure 2 uses 0.01
-    settings = figure3.marginal_settings(conf, budget)
+    settings = STUDY.settings(conf, budget)
     assert settings["method"] == "hmc" and settings["samples_per_point"] == 50 and settings["leapfrog"] == 4
     assert settings["n_points"] == (100 if budget == "quick" else 1000)
 
 
 def test_budgets_and_subsets():
-    conf = figure3.load_config()
-    samples = [figure3.run_configs(conf, b)[0].samples for b in figure3.BUDGETS]
+    conf = pipeline.load_config(STUDY)
+    samples = [pipeline.build_runs(STUDY, conf, b, "OUT")[0][0].samples for b in pipeline.BUDGETS]
     assert samples[0] < samples[1] == 10**7 < samples[2] == 6 * 10**7
-    only = figure3.run_configs(conf, "medium", n_train=[1000], algorithms=["mcem"])
-    assert [(c.n_train, c.algorithm) for c in only] == [(1000, "mcem")]
-    assert figure3._parse_n_train("1000", conf) == [1000]
+    only = pipeline.build_runs(STUDY, conf, "medium", "OUT", n_train=[1000], algorithms=["mcem"])
+    assert [(c.n_train, c.algorithm) for c, _ in only] == [(1000, "mcem")]
+    assert figure3.parse_n_train("1000", conf) == [1000]
     with pytest.raises(VaebenchError, match="n-train"):
-        figure3._parse_n_train("123", conf)
+        figure3.parse_n_train("123", conf)
     with pytest.raises(VaebenchError, match="budget"):
-        figure3.run_configs(conf, "huge")
+        pipeline.build_runs(STUDY, conf, "huge", "OUT")
+    with pytest.raises(VaebenchError, match="unknown algorithm"):
+        pipeline.build_runs(STUDY, conf, "quick", "OUT", algorithms=["vae"])
     assert MCEM.needs_encoder is False and MCEM.wants_indices is True
 
 
@@ -54,31 +60,32 @@ def test_a_bad_config_is_a_one_line_error(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[budgets.quick]\nsamples = 1e5\n[algorithms.vae]\nlr = 0.1\n')
     with pytest.raises(VaebenchError, match="unknown algorithm"):
-        figure3.load_config(bad)
+        pipeline.load_config(STUDY, bad)
     bad.write_text('[budgets.quick]\nsamples = 1e5\n[algorithms.aevb]\n[marginal]\nleapfrogs = 3\n')
     with pytest.raises(VaebenchError, match="leapfrogs"):
-        figure3.load_config(bad)
+        pipeline.load_config(STUDY, bad)
+    bad.write_text('[budgets.quick]\nsamples = 1e5\n[budgets.quick.marginal]\nburnin = 3\n[algorithms.aevb]\n')
+    with pytest.raises(VaebenchError, match=r"budgets.quick.marginal.*burnin"):
+        pipeline.load_config(STUDY, bad)
 
 
 # ---- the summary on fake run folders ----------------------------------------------------------
 
-def fake_run(out: Path, n_train: int, algorithm: str, values: dict, n_points=1000):
-    run = out / figure3.run_name(n_train, algorithm)
-    run.mkdir(parents=True)
+def fake_run(out: Path, n_train: int, algorithm: str, values: dict, n_points=1000, method="hmc"):
+    folder = RunFolder(out / figure3.run_name(n_train, algorithm))
+    folder.path.mkdir(parents=True, exist_ok=True)
     cfg = RunConfig(algorithm=algorithm, nz=3, hidden=100, n_train=n_train, samples=max(values), snapshots=True)
-    (run / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "status": "finished", "lr": 0.02,
-                                              "samples_seen": max(values), "machine": {"cpu": "test"}}))
-    with open(run / "marginal_hmc.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        for samples, (train, test) in sorted(values.items()):
-            for split, v in (("train", train), ("test", test)):
-                w.writerow({"run": run.name, "dataset": "mnist", "algorithm": algorithm, "n_train": n_train,
-                            "nz": 3, "hidden": 100, "samples_seen": samples, "split": split, "method": "hmc",
-                            "n_points": n_points, "marginal_log_likelihood": v, "stderr": 0.05,
-                            "samples_per_point": 50, "leapfrog": 4, "burn_in": 200, "thin": 2, "seed": 0,
-                            "mean_accept": 0.9, "wall_s": 1.0})
-    return run
+    folder.write_info({"config": cfg.to_dict(), "status": "finished", "lr": 0.02, "samples_seen": max(values),
+                       "machine": {"cpu": "test"}})
+    folder.write_marginal(method, [
+        {"run": folder.name, "dataset": "mnist", "algorithm": algorithm, "n_train": n_train, "nz": 3, "hidden": 100,
+         "samples_seen": samples, "split": split, "method": method, "n_points": n_points,
+         "marginal_log_likelihood": v, "stderr": 0.05 if method == "hmc" else 0.1,
+         **({"samples_per_point": 50, "leapfrog": 4, "burn_in": 200, "thin": 2, "mean_accept": 0.9}
+            if method == "hmc" else {"k": 1000}), "seed": 0, "wall_s": 1.0}
+        for samples, (train, test) in sorted(values.items()) for split, v in (("train", train), ("test", test))
+        if v is not None])
+    return folder.path
 
 
 def test_summary_writes_csv_figure_and_table(tmp_path):
@@ -88,10 +95,8 @@ def test_summary_writes_csv_figure_and_table(tmp_path):
     fake_run(out, 1000, "mcem", {1_000_000: (-139.0, -152.0), 3_000_000: (-130.0, -146.0)})
     fake_run(out, 50000, "aevb", {5_000_000: (-138.0, -144.0)})
     (out / "not_a_run").mkdir()
-    (out / "ntrain1000_aevb" / "marginal_importance.csv").write_text(
-        "run,samples_seen,split,method,n_points,marginal_log_likelihood,stderr,k\n"
-        "ntrain1000_aevb,3000000,train,importance,1000,-118.5,0.1,1000\n")
-    paths = figure3.summarize(out)
+    fake_run(out, 1000, "aevb", {3_000_000: (-118.5, None)}, method="importance")
+    paths = pipeline.summarize(STUDY, out)
     for p in paths.values():
         assert p.exists() and p.stat().st_size > 0
     with open(paths["figure3.csv"]) as f:
@@ -120,7 +125,7 @@ def test_a_run_short_of_every_tabulated_budget_is_compared_with_the_papers_curve
     out = tmp_path / "quick"
     fake_run(out, 1000, "aevb", {100_000: (-150.0, -160.0), 500_000: (-130.0, -145.0)})
     fake_run(out, 50000, "aevb", {100_000: (-160.0, -161.0), 500_000: (-140.0, -141.0)})
-    paths = figure3.summarize(out, budget="quick")
+    paths = pipeline.summarize(STUDY, out, budget="quick")
     with open(paths["figure3_table.csv"]) as f:
         table = list(csv.DictReader(f))
     assert {(t["n_train"], t["split"]) for t in table} == {("1000", "train"), ("1000", "test")}
@@ -140,10 +145,11 @@ def test_summary_keeps_only_the_requested_settings(tmp_path):
     out = tmp_path / "quick"
     fake_run(out, 1000, "aevb", {1_000_000: (-128.0, -146.0)}, n_points=100)
     settings = {**figure3.MARGINAL_DEFAULTS, "n_points": 1000}
-    assert figure3.collect(out, "quick", settings).empty
-    assert len(figure3.collect(out, "quick", {**settings, "n_points": 100})) == 2
-    with pytest.raises(VaebenchError, match="no Figure 3 estimates"):
-        figure3.summarize(tmp_path / "empty")
+    folders = pipeline.study_folders(STUDY, out)
+    assert pipeline.collect(STUDY, folders, "quick", settings).empty
+    assert len(pipeline.collect(STUDY, folders, "quick", {**settings, "n_points": 100})) == 2
+    with pytest.raises(VaebenchError, match="no Figure 3 results"):
+        pipeline.summarize(STUDY, tmp_path / "empty")
 
 
 def test_paper_reference_has_every_curve():
@@ -157,7 +163,7 @@ def test_reproduce_end_to_end_on_a_tiny_budget(tmp_path, capsys):
     from vaebench.cli import main
     from vaebench.errors import DataError
 
-    conf = (figure3.DEFAULT_CONFIG.read_text()
+    conf = (config_path("figure3").read_text()
             .replace("samples = 5e5", "samples = 2000\nfirst_eval = 1000\nevals_per_decade = 2\nlr_trial_samples = 200")
             .replace("n_points = 100 ", "n_points = 8\nburn_in = 10\nsamples_per_point = 5\nimportance_k = 20 ")
             .replace("min_samples = 1e5", "min_samples = 1000"))
@@ -184,6 +190,8 @@ def test_reproduce_end_to_end_on_a_tiny_budget(tmp_path, capsys):
     assert (out / "figure3.png").stat().st_size > 0 and (out / "figure3_table.md").exists()
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["budget"] == "quick" and prov["marginal_likelihood"]["n_points"] == 8
+    assert "--n-train 1000 --jobs 1 --threads 1" in prov["command"]
+    assert prov["runs"]["ntrain1000_aevb"]["marginal_wall_s"] > 0
     # run again: everything is reused, the outputs rewritten identically
     before = (out / "figure3.csv").read_text()
     assert main(argv) == 0

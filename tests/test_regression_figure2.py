@@ -11,17 +11,18 @@ reused; otherwise the runs are trained (2 at a time, resumable) into $VAEBENCH_R
 (default runs/regression/figure2/, ignored by git), where later sessions reuse them.
 """
 
-import json
 import math
 import os
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
+from vaebench import pipeline
 from vaebench.config import RunConfig
 from vaebench.figures import figure2
+from vaebench.figures.common import interpolate
 from vaebench.runner import run_many
+from vaebench.runs import RunFolder
 
 pytestmark = pytest.mark.slow
 
@@ -39,15 +40,12 @@ FREY_SAMPLES = 5 * 10**6
 def _reusable(run_dir: Path, cfg: RunConfig) -> bool:
     """A finished run of the same config, with at least cfg.samples samples (the training is the
     same whatever the budget: the budget only adds an evaluation point at its end)."""
-    path = run_dir / "run.json"
-    if not path.exists():
+    folder = RunFolder(run_dir)
+    info = folder.read_info(missing_ok=True)
+    if info is None:
         return False
-    info = json.loads(path.read_text())
-    ignore = (*RunConfig.RESUMABLE_OVERRIDES, "samples")
-    stored = {k: v for k, v in info.get("config", {}).items() if k not in ignore}
-    wanted = {k: v for k, v in cfg.to_dict().items() if k not in ignore}
-    return (info.get("status") == "finished" and stored == wanted
-            and info.get("config", {}).get("samples", 0) >= cfg.samples)
+    stored = folder.read_config()
+    return info.get("status") == "finished" and stored.identity() == cfg.identity() and stored.samples >= cfg.samples
 
 
 def _data_dir():
@@ -58,9 +56,10 @@ def _data_dir():
 
 def _train_or_reuse(dataset: str, nzs, samples: int) -> dict:
     """{(nz, algorithm): test bound at ``samples``} from reused or newly trained runs."""
-    conf = figure2.load_config()
+    conf = pipeline.load_config(figure2.STUDY)
     todo, dirs = [], {}
-    for cfg in figure2.run_configs(conf, "medium", datasets=[dataset], nzs=nzs, data_dir=_data_dir()):
+    for cfg, _ in pipeline.build_runs(figure2.STUDY, conf, "medium", MEDIUM, {"data_dir": _data_dir()},
+                                      datasets=[dataset], nzs=nzs):
         cfg.samples = samples
         name = figure2.run_name(cfg.dataset, cfg.nz, cfg.algorithm)
         if _reusable(MEDIUM / name, cfg):
@@ -73,9 +72,9 @@ def _train_or_reuse(dataset: str, nzs, samples: int) -> dict:
         run_many(todo, jobs=JOBS, progress=True)
     values = {}
     for key, run_dir in dirs.items():
-        m = pd.read_csv(run_dir / "metrics.csv")
+        m = RunFolder(run_dir).read_metrics()
         test = m[m.split == "test"]
-        values[key] = figure2.interpolate_log(test.samples_seen.tolist(), test.lower_bound.tolist(), samples)
+        values[key] = interpolate(test.samples_seen.tolist(), test.lower_bound.tolist(), samples, log=True)
     return values
 
 
@@ -114,13 +113,12 @@ def test_frey_nz2_aevb_above_wake_sleep_at_5e6(frey_5e6):
 def test_committed_medium_results_meet_the_done_criterion():
     """Where results/figure2/medium/ holds finished MNIST runs: AEVB's final test bound on every
     such panel is within 3 nats of the paper's value at 1e7 or above it, and above wake-sleep's."""
-    conf = figure2.load_config()
+    conf = pipeline.load_config(figure2.STUDY)
     checked = 0
     for nz in conf["datasets"]["mnist"]["nz"]:
         finals = {}
         for alg in ("aevb", "wake-sleep"):
-            path = MEDIUM / figure2.run_name("mnist", nz, alg) / "run.json"
-            info = json.loads(path.read_text()) if path.exists() else {}
+            info = RunFolder(MEDIUM / figure2.run_name("mnist", nz, alg)).read_info(missing_ok=True) or {}
             if info.get("status") == "finished" and info.get("samples_seen") == MNIST_SAMPLES:
                 finals[alg] = info["final"]["test"]
         if "aevb" not in finals:

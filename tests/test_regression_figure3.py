@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from vaebench.evaluate_cli import evaluate_run
+from vaebench import pipeline
+from vaebench.estimates import evaluate_run
 from vaebench.figures import figure3
 from vaebench.runner import run_many
+from vaebench.runs import RunFolder
 
 pytestmark = pytest.mark.slow
 
@@ -26,11 +28,8 @@ OVERFIT_GAP = 10.0   # nats: train above test (the paper: 28.5 for AEVB, 18.3 fo
 
 def _committed_rows(run_dir: Path, s: dict) -> list[dict]:
     """The rows of run_dir/marginal_hmc.csv made with the config's estimator settings."""
-    import csv
-
     keys = ("n_points", "samples_per_point", "leapfrog", "burn_in", "thin", "seed")
-    with open(run_dir / "marginal_hmc.csv", newline="") as f:
-        return [r for r in csv.DictReader(f) if all(str(r[k]) == str(s[k]) for k in keys)]
+    return [r for r in RunFolder(run_dir).read_marginal("hmc") if all(str(r[k]) == str(s[k]) for k in keys)]
 
 
 def _committed_only(run_dir: Path) -> bool:
@@ -41,12 +40,12 @@ def _committed_only(run_dir: Path) -> bool:
 
 @pytest.fixture(scope="module")
 def estimates(tmp_path_factory):
-    conf = figure3.load_config()
+    conf = pipeline.load_config(figure3.STUDY)
     out = RESULTS if RESULTS.exists() else tmp_path_factory.mktemp("figure3")
-    runs = figure3.build_runs(conf, "medium", out, n_train=[1000], algorithms=["aevb", "wake-sleep"])
+    runs = pipeline.build_runs(figure3.STUDY, conf, "medium", out, n_train=[1000], algorithms=["aevb", "wake-sleep"])
     assert all(cfg.samples == BUDGET for cfg, _ in runs)
-    run_many([(cfg, d) for cfg, d in runs if not _committed_only(d)], jobs=1, progress=False)
-    s = figure3.marginal_settings(conf, "medium")
+    run_many([(cfg, d) for cfg, d in runs if not _committed_only(d)], jobs=1, threads=1, progress=False)
+    s = figure3.STUDY.settings(conf, "medium")
     values = {}
     for cfg, run_dir in runs:
         if not _committed_only(run_dir):

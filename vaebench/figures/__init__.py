@@ -1,1 +1,2 @@
-"""One module per reproduced paper figure: runs, tidy CSV, plot, table."""
+"""One module per reproduced paper figure (each a vaebench.pipeline.Study), the pieces they
+share (common) and the registry of studies that ``vaebench reproduce`` offers (registry)."""

@@ -1,70 +1,63 @@
-"""What the figure modules share: paths, reading run folders and old outputs, table
-formatting, provenance pieces, and the console output of ``reproduce`` and of
-``python -m vaebench.figures.<figure>``."""
+"""What the figure modules share besides the pipeline (vaebench.pipeline): the paper's CSVs,
+interpolation between evaluation points, number formats, the obtained-against-paper markdown
+table and the pieces of the plots (colours, line styles, legend, saving)."""
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
-import io
-import json
 import math
-import sys
 from pathlib import Path
 
-from vaebench.errors import VaebenchError
-from vaebench.fileio import atomic_write_text
+from vaebench.fileio import atomic_path
+from vaebench.resources import paper_dir
 
-REPRODUCTIONS_DIR = Path(__file__).resolve().parents[2] / "reproductions"
-PAPER_DIR = REPRODUCTIONS_DIR / "paper"
-BUDGETS = ("quick", "medium", "paper")
+ALGORITHM_LABELS = {"aevb": "AEVB", "wake-sleep": "Wake-Sleep", "mcem": "MCEM"}
+COLORS = {"aevb": "#e00000", "wake-sleep": "#00a000", "mcem": "#0030e0"}          # ours (the paper: red, green, blue)
+PAPER_COLORS = {"aevb": "#f4a0a0", "wake-sleep": "#a0dca0", "mcem": "#a8b8f4"}    # the paper's curves, lighter
+LINESTYLES = {"train": "-", "test": "--"}
 
 
-# ---- reading -------------------------------------------------------------------------------
+# ---- the paper's values --------------------------------------------------------------------
 
-def read_paper_csv(path: str | Path):
-    """One of the paper's CSVs, its algorithm column in vaebench's spelling ("wake_sleep" -> "wake-sleep")."""
+def read_paper_csv(name: str, folder: str | Path | None = None):
+    """One of the paper's CSVs (reproductions/paper/<name>), its algorithm column in vaebench's
+    spelling ("wake_sleep" -> "wake-sleep")."""
     import pandas as pd
 
-    df = pd.read_csv(path)
+    df = pd.read_csv(Path(folder if folder is not None else paper_dir()) / name)
     df["algorithm"] = df["algorithm"].str.replace("_", "-")
     return df
 
 
-def read_run_json(run_dir: Path) -> dict:
-    """A run folder's run.json; {} if it is missing or unreadable."""
-    try:
-        return json.loads((run_dir / "run.json").read_text())
-    except (OSError, ValueError):
-        return {}
+def paper_value(csv_name: str, column: str, samples: int, **where) -> float:
+    """The paper's ``column`` at ``samples`` in one of its reference CSVs, the curve picked by
+    ``where`` (e.g. dataset="mnist", nz=20, algorithm="aevb", split="test")."""
+    ref = read_paper_csv(csv_name)
+    keep = ref.samples_seen == int(samples)
+    for key, value in where.items():
+        keep &= ref[key] == value
+    if keep.sum() != 1:
+        shown = " ".join(f"{k}={v}" for k, v in where.items())
+        raise KeyError(f"no paper value for {shown} at {samples:g} samples")
+    return float(ref[keep][column].iloc[0])
 
 
-def read_old_provenance(out_dir: Path) -> dict:
-    """The provenance.json an earlier summary left in ``out_dir``; {} if none or unreadable."""
-    path = out_dir / "provenance.json"
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        return {}
+# ---- our curves ----------------------------------------------------------------------------
 
-
-def default_budget(out_dir: Path, old: dict) -> str | None:
-    """The budget of an earlier summary, else the folder's name if it is a budget."""
-    return old.get("budget") or (out_dir.name if out_dir.name in BUDGETS else None)
-
-
-# ---- tables --------------------------------------------------------------------------------
-
-def add_run_columns(df, run_dir: Path, budget: str | None):
-    """``df`` (one run's rows) with budget first and the run's lr, status and folder name last."""
-    info = read_run_json(run_dir)
-    df.insert(0, "budget", budget)
-    df["lr"] = info.get("lr")
-    df["status"] = info.get("status")
-    df["run"] = run_dir.name
-    return df
+def interpolate(samples, values, at: float, *, log: bool = False) -> float:
+    """The value at ``at`` samples, linear in samples (or in log10(samples) with ``log``)
+    between evaluation points, exact at a point; NaN outside [first, last]."""
+    pts = sorted(zip(samples, values))
+    if not pts or at < pts[0][0] or at > pts[-1][0]:
+        return math.nan
+    scale = math.log10 if log else float
+    for (s0, v0), (s1, v1) in zip(pts, pts[1:]):
+        if s0 <= at <= s1:
+            if at == s0:
+                return float(v0)
+            if at == s1:
+                return float(v1)
+            return float(v0 + (scale(at) - scale(s0)) / (scale(s1) - scale(s0)) * (v1 - v0))
+    return float(pts[-1][1])  # a single point, equal to ``at``
 
 
 def sort_in_order(df, columns: list[str], order: dict[str, dict]):
@@ -72,12 +65,12 @@ def sort_in_order(df, columns: list[str], order: dict[str, dict]):
     return df.sort_values(columns, key=lambda s: s.map(order[s.name]) if s.name in order else s, kind="stable")
 
 
-def write_csv(path: Path, df, float_format: str | None = None) -> None:
-    """``df`` as CSV (no index, \\n line ends), written atomically."""
-    buf = io.StringIO()
-    df.to_csv(buf, index=False, lineterminator="\n", float_format=float_format)
-    atomic_write_text(path, buf.getvalue())
+def ranks(*values) -> dict:
+    """{value: its position}, for sort_in_order."""
+    return {v: i for i, v in enumerate(values)}
 
+
+# ---- numbers -------------------------------------------------------------------------------
 
 def format_samples(s: int) -> str:
     """A sample count the way the tables show it: 1e6, 2e6, 5e5."""
@@ -91,53 +84,81 @@ def format_value(v, digits: int = 1) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
-# ---- provenance ----------------------------------------------------------------------------
+# ---- the obtained-against-paper table --------------------------------------------------------
 
-def utc_now() -> str:
-    """The time now (UTC, to the second), ISO 8601."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+def comparison_markdown(table, *, title: str, budget: str | None, run_keys: list[str], columns: list[tuple],
+                        splits: tuple[str, str], ranks_by: dict, paper_cell, largest: str, empty: str,
+                        note: str) -> str:
+    """Markdown of a comparison table (one row per run, budget and split: ``ours``, ``paper``,
+    ``difference``): at the largest budget each run reached, then at every budget, then ``note``.
 
+    run_keys: the columns naming a run; columns: (header, alignment, cell(value)) of each, then
+    the samples; splits: the split columns' order; paper_cell(row) -> the paper's cell."""
+    lines = [f"## {title}: obtained against the paper{f' (budget: {budget})' if budget else ''}", ""]
+    if table.empty:
+        return "\n".join(lines + [empty, ""])
+    head = "| " + " | ".join([c[0] for c in columns] + ["samples"]
+                             + [f"{s}: {what}" for s in splits for what in ("ours", "paper", "Δ")]) + " |"
+    sep = "|" + "|".join([c[1] for c in columns] + ["---:"] * 7) + "|"
 
-def machine_and_versions(infos: list[dict]) -> dict:
-    """Provenance's "machine" and "versions" from the runs' run.json: the one all runs share,
-    else the list of distinct ones."""
-    machines, versions = [], []
-    for info in infos:
-        machine = info.get("machine", {})
-        if machine and machine not in machines:
-            machines.append(machine)
-        if info.get("versions") and info["versions"] not in versions:
-            versions.append(info["versions"])
-    return {"machine": machines[0] if len(machines) == 1 else machines,
-            "versions": versions[0] if len(versions) == 1 else versions}
+    def rows(part) -> list[str]:
+        out = []
+        for key, g in part.groupby([*run_keys, "samples"], sort=False):
+            cells = [c[2](v) for c, v in zip(columns, key)] + [format_samples(key[-1])]
+            for split in splits:
+                r = g[g.split == split]
+                if r.empty:
+                    cells += ["", "", ""]
+                    continue
+                r = next(r.itertuples())
+                cells += [format_value(r.ours), paper_cell(r),
+                          f"{r.difference:+.1f}" if not math.isnan(r.difference) else "n/a"]
+            out.append("| " + " | ".join(cells) + " |")
+        return out
 
-
-# ---- the commands --------------------------------------------------------------------------
-
-def summarize_main(argv: list[str] | None, summarize, figure: str, title: str, run_folders: str) -> int:
-    """The command that summarizes existing run folders: ``summarize(out_dir, budget=...)``,
-    then the paths written; exit status 2 with the message on a VaebenchError."""
-    p = argparse.ArgumentParser(prog=f"python -m vaebench.figures.{figure}",
-                                description=f"Summarize existing {title} run folders: CSV, figure, table, provenance.")
-    p.add_argument("out_dir", type=Path, help=f"folder holding {run_folders} run folders")
-    p.add_argument("--budget", help="budget label written into the outputs (default: the folder's name)")
-    args = p.parse_args(argv)
-    try:
-        paths = summarize(args.out_dir, budget=args.budget)
-    except VaebenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(written(paths))
-    return 0
-
-
-def print_done(paths: dict, wall_s: float, table_md: str) -> None:
-    """After ``reproduce``: the wall time, the paths written and the table's first part
-    (each run at its largest tabulated budget)."""
-    print(f"done in {wall_s:.0f} s; " + written(paths))
-    print(paths[table_md].read_text().split("### Every budget")[0].rstrip())
+    table = sort_in_order(table, [*run_keys, "samples", "split"], {**ranks_by, "split": ranks(*splits)})
+    last = table.groupby(run_keys).samples.transform("max")
+    lines += [f"### At the largest {largest} budget each run reached", "", head, sep, *rows(table[table.samples == last]), ""]
+    if table.samples.nunique() > 1:
+        lines += ["### Every budget reached", "", head, sep, *rows(table), ""]
+    return "\n".join(lines + [note, ""])
 
 
-def written(paths: dict) -> str:
-    """The line "wrote <path>, <path>, ..." for the paths that summarize returns."""
-    return "wrote " + ", ".join(str(p) for p in paths.values())
+# ---- plots ---------------------------------------------------------------------------------
+
+def new_figure(nrows: int, ncols: int, figsize):
+    """A matplotlib figure (Agg) and its axes as a 2-d array."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
+
+
+def draw_curves(ax, df, y: str, colors: dict, fallback: str = "k", x_scale: float = 1.0, **style) -> None:
+    """One line per (algorithm, split) of ``df``: x = samples_seen / x_scale, the algorithm's
+    colour (else ``fallback``), the split's line style (train solid, test dashed)."""
+    for (alg, split), g in df.groupby(["algorithm", "split"]):
+        g = g.sort_values("samples_seen")
+        ax.plot(g.samples_seen / x_scale if x_scale != 1.0 else g.samples_seen, g[y], color=colors.get(alg, fallback),
+                ls=LINESTYLES[split], **style)
+
+
+def legend_handles(algorithms, ours_lw: float = 1.6, paper_lw: float = 1.0) -> list:
+    """The legend: each algorithm ours, each algorithm the paper's, then train and test."""
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], color=COLORS[a], lw=ours_lw, label=f"{ALGORITHM_LABELS[a]} (ours)") for a in algorithms] + \
+        [Line2D([], [], color=PAPER_COLORS[a], lw=paper_lw, label=f"{ALGORITHM_LABELS[a]} (paper)") for a in algorithms] + \
+        [Line2D([], [], color="k", lw=1.2, ls="-", label="train"),
+         Line2D([], [], color="k", lw=1.2, ls="--", label="test")]
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """``fig`` as a PNG (130 dpi), written atomically, then closed."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=130)
+    plt.close(fig)

@@ -1,7 +1,7 @@
 """How results/figure3/wake_sleep_step_size/ was made (the choice of wake-sleep's step size for Figure 3).
 
-    python results/figure3/wake_sleep_step_size/measure.py 0.01   # and 0.02, 0.1 (one process each)
-    python results/figure3/wake_sleep_step_size/measure.py --table
+    python studies/figure3_wake_sleep_step_size.py 0.01   # and 0.02, 0.1 (one process each)
+    python studies/figure3_wake_sleep_step_size.py --table
 
 Trains the N_train = 1000 wake-sleep run of reproductions/figure3.toml (medium budget, 1e7
 samples) with the given step size into runs/fig3_ws/lr<lr>/, estimates log p(x) with the
@@ -12,33 +12,35 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import torch
 
+from vaebench import pipeline
 from vaebench.figures import figure3
-from vaebench.runner import run_many
+from vaebench.figures.common import interpolate
+from vaebench.runner import run_many, torch_threads
+from vaebench.runs import RunFolder
 
-HERE = Path(__file__).resolve().parent
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "figure3" / "wake_sleep_step_size"
 BUDGETS = (2e6, 5e6, 1e7)
 
 
 def measure(lr: float) -> None:
-    torch.set_num_threads(1)
-    conf = figure3.load_config()
-    (cfg, run_dir), = figure3.build_runs(conf, "medium", Path(f"runs/fig3_ws/lr{lr}"), n_train=[1000],
-                                         algorithms=["wake-sleep"])
+    conf = pipeline.load_config(figure3.STUDY)
+    (cfg, run_dir), = pipeline.build_runs(figure3.STUDY, conf, "medium", Path(f"runs/fig3_ws/lr{lr}"),
+                                          n_train=[1000], algorithms=["wake-sleep"])
     cfg.lr = lr
-    run_many([(cfg, run_dir)], jobs=1, progress=False)
-    figure3.estimate_all([(cfg, run_dir)], figure3.marginal_settings(conf, "medium"))
+    with torch_threads(1):
+        run_many([(cfg, run_dir)], jobs=1, threads=1, progress=False)
+        figure3.estimate_all([(cfg, run_dir)], figure3.STUDY.settings(conf, "medium"))
 
 
 def table(lrs=("0.01", "0.02", "0.1")) -> pd.DataFrame:
     rows = []
     for lr in lrs:
-        est = pd.read_csv(f"runs/fig3_ws/lr{lr}/ntrain1000_wake-sleep/marginal_hmc.csv")
+        est = pipeline.frame(RunFolder(f"runs/fig3_ws/lr{lr}/ntrain1000_wake-sleep").read_marginal("hmc"))
         for split in ("train", "test"):
             d = est[est.split == split]
             for b in BUDGETS:
-                ours = figure3.interpolate_linear(d.samples_seen, d.marginal_log_likelihood, b)
+                ours = interpolate(d.samples_seen, d.marginal_log_likelihood, b)
                 paper = figure3.paper_value(1000, "wake-sleep", split, b)
                 rows.append(dict(lr=lr, split=split, samples_seen=int(b), ours=round(ours, 2), paper=paper,
                                  difference=round(ours - paper, 2)))
@@ -48,7 +50,7 @@ def table(lrs=("0.01", "0.02", "0.1")) -> pd.DataFrame:
 if __name__ == "__main__":
     if sys.argv[1:] == ["--table"]:
         t = table()
-        t.to_csv(HERE / "wake_sleep_step_size.csv", index=False)
+        t.to_csv(RESULTS / "wake_sleep_step_size.csv", index=False)
         print(t.to_string(index=False))
         print(t.assign(a=t.difference.abs()).groupby("lr").a.mean().round(2).to_string())
     else:

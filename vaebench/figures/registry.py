@@ -1,0 +1,8 @@
+"""The studies ``vaebench reproduce`` knows, by name: add a new figure or study here."""
+
+from __future__ import annotations
+
+from vaebench.figures import figure2, figure3
+from vaebench.pipeline import Study
+
+STUDIES: dict[str, Study] = {study.name: study for study in (figure2.STUDY, figure3.STUDY)}
