@@ -1,0 +1,295 @@
+"""Location-scale: eps from the family's standard member, z = loc + scale * eps (for the
+elliptical families z = loc + L eps with L the Cholesky factor of the scale matrix).
+
+Student's t (and the multivariate t) also learn the degrees of freedom: their standard member
+is drawn as n / sqrt(G/df) with G ~ chi-squared(df) by the implicitly reparameterized gamma,
+as torch.distributions.StudentT.rsample does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import scipy.stats as st
+import torch
+import torch.distributions as D
+from torch.distributions import constraints
+from torch.distributions import transforms as T
+
+from vaebench.families.base import Family, Param, check_eps_width, f64, standard_gamma, uniform
+from vaebench.families.inverse_cdf import logistic_dist
+
+NV = dict(validate_args=False)
+LOC, SCALE = Param("loc", "real", "loc"), Param("scale", "positive", "scale")
+
+
+class Gaussian(Family):
+    """eps ~ N(0,1), z = loc + scale eps (torch Normal.rsample does the same)."""
+
+    name, family, cls = "gaussian", "gaussian", "location-scale"
+    construction = "eps~N(0,1); z = loc + scale*eps"
+    params = (LOC, SCALE)
+    log_prob_source = "torch Normal"
+    example = {"loc": 0.5, "scale": 1.2}
+    prior = {"loc": 0.0, "scale": 1.0}
+    kl_source = "torch"
+
+    def sample_eps(self, shape, generator=None, dtype=torch.float64):
+        return torch.randn(shape, generator=generator, dtype=dtype)
+
+    def _rsample(self, p, e):
+        return p["loc"] + p["scale"] * e
+
+    def _dist(self, p):
+        return D.Normal(p["loc"], p["scale"], **NV)
+
+    def _scipy(self, p):
+        return st.norm(f64(p["loc"]), f64(p["scale"]))
+
+
+class Laplace(Family):
+    """eps ~ Laplace(0,1) (drawn as -sign(v) log(1 - 2|v|), v = u - 1/2), z = loc + scale eps."""
+
+    name, family, cls = "laplace", "laplace", "location-scale"
+    construction = "eps~Laplace(0,1); z = loc + scale*eps"
+    params = (LOC, SCALE)
+    log_prob_source = "torch Laplace"
+    example = {"loc": 0.5, "scale": 1.2}
+    prior = {"loc": 0.0, "scale": 1.0}
+    kl_source = "torch"
+
+    def sample_eps(self, shape, generator=None, dtype=torch.float64):
+        v = uniform(shape, generator, dtype) - 0.5
+        return -torch.sign(v) * torch.log1p(-2 * v.abs())
+
+    def _rsample(self, p, e):
+        return p["loc"] + p["scale"] * e
+
+    def _dist(self, p):
+        return D.Laplace(p["loc"], p["scale"], **NV)
+
+    def _scipy(self, p):
+        return st.laplace(f64(p["loc"]), f64(p["scale"]))
+
+
+class LogisticLS(Family):
+    """eps ~ Logistic(0,1) (drawn as log(u/(1-u))), z = loc + scale eps: the same law as the
+    inverse-CDF ``logistic`` entry, with eps from the standard member instead of U(0,1)."""
+
+    name, family, cls = "logistic-ls", "logistic", "location-scale"
+    construction = "eps~Logistic(0,1); z = loc + scale*eps"
+    params = (LOC, SCALE)
+    log_prob_source = "torch TransformedDistribution(Uniform, [Sigmoid^-1, Affine])"
+    example = {"loc": 0.5, "scale": 0.8}
+
+    def sample_eps(self, shape, generator=None, dtype=torch.float64):
+        u = uniform(shape, generator, dtype)
+        return torch.log(u) - torch.log1p(-u)
+
+    def _rsample(self, p, e):
+        return p["loc"] + p["scale"] * e
+
+    def _dist(self, p):
+        return logistic_dist(p["loc"], p["scale"])
+
+    def _scipy(self, p):
+        return st.logistic(f64(p["loc"]), f64(p["scale"]))
+
+
+def _normal_and_uniform(shape, generator, dtype):
+    """eps[..., :-1] ~ N(0,1), eps[..., -1] ~ U(0,1)."""
+    e = torch.randn(shape, generator=generator, dtype=dtype)
+    e[..., -1] = uniform(shape[:-1], generator, dtype)
+    return e
+
+
+def _chi2(df, u):
+    """chi-squared(df) = 2 Gamma(df/2, 1), implicitly reparameterized in df."""
+    return 2 * standard_gamma(df / 2, u)
+
+
+class StudentT(Family):
+    """eps = (n, u), n ~ N(0,1), u ~ U(0,1); G = chi2(df) from u (implicit gamma);
+    z = loc + scale n / sqrt(G/df). E|z|^m is finite only for m < df."""
+
+    name, family, cls = "student-t", "student-t", "location-scale"
+    construction = "eps=(n~N(0,1), u~U(0,1)); z = loc + scale*n/sqrt(chi2_df(u)/df)"
+    params = (LOC, SCALE, Param("df", "positive", "shape"))
+    log_prob_source = "torch StudentT"
+    example = {"loc": 0.5, "scale": 1.2, "df": 3.0}
+
+    def eps_event_shape(self, params):
+        return (2,)
+
+    def sample_eps(self, shape, generator=None, dtype=torch.float64):
+        return _normal_and_uniform(shape, generator, dtype)
+
+    def _rsample(self, p, e):
+        check_eps_width(self, e, 2)
+        return p["loc"] + p["scale"] * e[..., 0] * torch.rsqrt(_chi2(p["df"], e[..., 1]) / p["df"])
+
+    def _dist(self, p):
+        return D.StudentT(p["df"], p["loc"], p["scale"], **NV)
+
+    def _scipy(self, p):
+        return st.t(f64(p["df"]), f64(p["loc"]), f64(p["scale"]))
+
+    def tail_index(self, params):
+        return f64(self.check(params)["df"])
+
+
+class Uniform(Family):
+    """eps ~ U(-1,1), z = loc + scale eps: uniform on [loc - scale, loc + scale]. Both
+    parameters move the support."""
+
+    name, family, cls = "uniform", "uniform", "location-scale"
+    construction = "eps~U(-1,1); z = loc + scale*eps"
+    params = (Param("loc", "real", "loc", moves_support=True), Param("scale", "positive", "scale", moves_support=True))
+    log_prob_source = "torch Uniform(loc - scale, loc + scale)"
+    example = {"loc": 0.5, "scale": 1.0}
+    prior = {"loc": 0.0, "scale": 2.0}
+    kl_source = "torch"
+
+    def sample_eps(self, shape, generator=None, dtype=torch.float64):
+        return 2 * uniform(shape, generator, dtype) - 1
+
+    def _rsample(self, p, e):
+        return p["loc"] + p["scale"] * e
+
+    def _dist(self, p):
+        return D.Uniform(p["loc"] - p["scale"], p["loc"] + p["scale"], **NV)
+
+    def _scipy(self, p):
+        loc, scale = f64(p["loc"]), f64(p["scale"])
+        return st.uniform(loc - scale, 2 * scale)
+
+
+class StandardTriangular(D.Distribution):
+    """q(x) = 1 - |x| on [-1, 1] (symmetric triangular)."""
+
+    arg_constraints = {}
+    support = constraints.interval(-1.0, 1.0)
+
+    def __init__(self, batch_shape=torch.Size()):
+        super().__init__(torch.Size(batch_shape), validate_args=False)
+
+    def log_prob(self, x):
+        inside = x.abs() < 1
+        return torch.where(inside, torch.log1p(-x.abs().clamp(max=1)), torch.full_like(x, -math.inf))
+
+
+class Triangular(Family):
+    """eps ~ Triangular(-1, 0, 1) (drawn as u1 - u2), z = loc + scale eps: symmetric triangular
+    on [loc - scale, loc + scale]. q vanishes at the edges, so the score-function estimator is
+    unbiased, but its score ~ 1/(distance to an edge) has infinite variance."""
+
+    name, family, cls = "triangular", "triangular", "location-scale"
+    construction = "eps~Tri(-1,0,1); z = loc + scale*eps"
+    params = (LOC, SCALE)
+    log_prob_source = "hand-written: TransformedDistribution(StandardTriangular, Affine(loc, scale))"
+    example = {"loc": 0.5, "scale": 1.0}
+    score_variance_infinite = True
+
+    def sample_eps(self, shape, generator=None, dtype=torch.float64):
+        return uniform(shape, generator, dtype) - uniform(shape, generator, dtype)
+
+    def _rsample(self, p, e):
+        return p["loc"] + p["scale"] * e
+
+    def _dist(self, p):
+        loc, scale = torch.broadcast_tensors(p["loc"], p["scale"])
+        return D.TransformedDistribution(StandardTriangular(loc.shape), T.AffineTransform(loc, scale), **NV)
+
+    def _scipy(self, p):
+        loc, scale = f64(p["loc"]), f64(p["scale"])
+        return st.triang(0.5, loc - scale, 2 * scale)
+
+
+class MultivariateNormal(Family):
+    """Elliptical: eps ~ N(0, I_d), z = loc + L eps, covariance L L^T (L lower Cholesky)."""
+
+    name, family, cls = "mvn", "elliptical", "location-scale"
+    construction = "eps~N(0,I_d); z = loc + L@eps (L: Cholesky factor)"
+    params = (Param("loc", "real", "loc", event_dim=1), Param("scale_tril", "lower_cholesky", "scale", event_dim=2))
+    log_prob_source = "torch MultivariateNormal"
+    example = {"loc": [0.5, -0.3], "scale_tril": [[1.2, 0.0], [0.6, 0.8]]}
+    prior = {"loc": [0.0, 0.0], "scale_tril": [[1.0, 0.0], [0.0, 1.0]]}
+    kl_source = "torch"
+    multivariate = True
+
+    def eps_event_shape(self, params):
+        return (self.check(params)["loc"].shape[-1],)
+
+    def sample_eps(self, shape, generator=None, dtype=torch.float64):
+        return torch.randn(shape, generator=generator, dtype=dtype)
+
+    def _rsample(self, p, e):
+        return p["loc"] + (p["scale_tril"] @ e.unsqueeze(-1)).squeeze(-1)
+
+    def _dist(self, p):
+        return D.MultivariateNormal(p["loc"], scale_tril=p["scale_tril"], **NV)
+
+    def scipy_marginals(self, params):
+        p = self.check(params)
+        sd = p["scale_tril"].square().sum(-1).sqrt()
+        return [st.norm(f64(m), f64(s)) for m, s in zip(p["loc"], sd)]
+
+
+class MultivariateStudentTDist(D.Distribution):
+    """log q(z) = lgamma((df+d)/2) - lgamma(df/2) - d/2 log(df pi) - log|L|
+    - (df+d)/2 log(1 + |L^{-1}(z - loc)|^2 / df)."""
+
+    arg_constraints = {}
+    support = constraints.real_vector
+
+    def __init__(self, loc, scale_tril, df):
+        self.loc, self.scale_tril, self.df = loc, scale_tril, df
+        batch = torch.broadcast_shapes(loc.shape[:-1], scale_tril.shape[:-2], df.shape)
+        super().__init__(batch, loc.shape[-1:], validate_args=False)
+
+    def log_prob(self, z):
+        d = z.shape[-1]
+        y = torch.linalg.solve_triangular(self.scale_tril, (z - self.loc).unsqueeze(-1), upper=False).squeeze(-1)
+        half_logdet = self.scale_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        nu = self.df
+        return (torch.lgamma((nu + d) / 2) - torch.lgamma(nu / 2) - d / 2 * torch.log(nu * math.pi)
+                - half_logdet - (nu + d) / 2 * torch.log1p(y.square().sum(-1) / nu))
+
+
+class MultivariateStudentT(Family):
+    """Elliptical: eps = (n ~ N(0, I_d), u ~ U(0,1)); z = loc + L n / sqrt(chi2_df(u)/df).
+    E|z|^m is finite only for m < df."""
+
+    name, family, cls = "mvt", "elliptical", "location-scale"
+    construction = "eps=(n~N(0,I_d), u~U(0,1)); z = loc + L@n/sqrt(chi2_df(u)/df)"
+    params = (Param("loc", "real", "loc", event_dim=1), Param("scale_tril", "lower_cholesky", "scale", event_dim=2),
+              Param("df", "positive", "shape"))
+    log_prob_source = "hand-written MultivariateStudentTDist"
+    example = {"loc": [0.5, -0.3], "scale_tril": [[1.2, 0.0], [0.6, 0.8]], "df": 5.0}
+    multivariate = True
+
+    def eps_event_shape(self, params):
+        return (self.check(params)["loc"].shape[-1] + 1,)
+
+    def sample_eps(self, shape, generator=None, dtype=torch.float64):
+        return _normal_and_uniform(shape, generator, dtype)
+
+    def _rsample(self, p, e):
+        d = p["loc"].shape[-1]
+        check_eps_width(self, e, d + 1)
+        n, g = e[..., :d], _chi2(p["df"], e[..., d])
+        return p["loc"] + (p["scale_tril"] @ n.unsqueeze(-1)).squeeze(-1) * torch.rsqrt(g / p["df"]).unsqueeze(-1)
+
+    def _dist(self, p):
+        return MultivariateStudentTDist(p["loc"], p["scale_tril"], p["df"])
+
+    def scipy_marginals(self, params):
+        p = self.check(params)
+        sd = p["scale_tril"].square().sum(-1).sqrt()
+        return [st.t(f64(p["df"]), f64(m), f64(s)) for m, s in zip(p["loc"], sd)]
+
+    def tail_index(self, params):
+        return f64(self.check(params)["df"])
+
+
+FAMILIES = (Gaussian, Laplace, LogisticLS, StudentT, Uniform, Triangular, MultivariateNormal, MultivariateStudentT)
