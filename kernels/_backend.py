@@ -1,4 +1,5 @@
-"""Backend plumbing shared by the op files: lazy imports, device rules, numpy views."""
+"""Backend plumbing shared by the op files: lazy imports, device rules, the checks of
+layer 2, numpy scalars, and the refusal of double backward."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ import os
 
 import torch
 
-from .validate import InputError
-
-NUMBA_OPTS = None  # filled in by numba_opts()
+from .errors import KernelInputError
+from .validate import NUMBA_DTYPES, TRITON_DTYPES, as_rows, check_tensors
 
 
 def have_numba() -> bool:
@@ -20,45 +20,54 @@ def have_numba() -> bool:
     return True
 
 
+def triton_interpreted() -> bool:
+    """TRITON_INTERPRET=1: Triton kernels run on CPU tensors, in the interpreter (tests)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
 def require_numba(op: str):
     if not have_numba():
-        raise InputError(f"{op}: backend 'numba' needs numba (pip install 'vaebench[kernels]')")
-
-
-@functools.lru_cache(maxsize=None)
-def triton_interpret() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+        raise KernelInputError(f"{op}: backend 'numba' needs numba (pip install 'vaebench[kernels]')")
 
 
 def require_triton(op: str, device: torch.device):
     try:
         import triton  # noqa: F401
     except ImportError:
-        raise InputError(f"{op}: backend 'triton' needs triton (pip install 'vaebench[kernels]')") from None
-    if device.type == "cpu" and not (os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")):
-        raise InputError(f"{op}: backend 'triton' got tensors on device {device}; Triton runs on a GPU "
-                         "(or on the CPU only under TRITON_INTERPRET=1, the interpreter used in tests)")
+        raise KernelInputError(f"{op}: backend 'triton' needs triton (pip install 'vaebench[kernels]')") from None
+    if device.type == "cpu" and not triton_interpreted():
+        raise KernelInputError(f"{op}: backend 'triton' got tensors on device {device}; Triton runs on a GPU "
+                               "(or on the CPU only under TRITON_INTERPRET=1, the interpreter used in tests)")
     if device.type not in ("cpu", "cuda"):
-        raise InputError(f"{op}: backend 'triton' does not run on device {device}")
+        raise KernelInputError(f"{op}: backend 'triton' does not run on device {device}")
 
 
-def np_view(t: torch.Tensor):
-    """The numpy view of a CPU tensor (no copy)."""
-    return t.detach().numpy()
+def rows(op: str, backend: str, names: tuple[str, ...], tensors: tuple) -> list[torch.Tensor]:
+    """Check the tensors for ``backend`` and return them as contiguous (rows, D) views or copies."""
+    if backend == "numba":
+        require_numba(op)
+        check_tensors(op, names, tensors, dtypes=NUMBA_DTYPES, device_type="cpu")
+    else:
+        require_triton(op, tensors[0].device)
+        check_tensors(op, names, tensors, dtypes=TRITON_DTYPES)
+    return [as_rows(t) for t in tensors]
+
+
+def refuse_double_backward(ctx, op: str):
+    """The kernels' backward is not itself differentiable: with create_graph=True (grad mode on
+    inside backward) a second derivative would silently miss this op's terms, so refuse it."""
+    if torch.is_grad_enabled() and any(ctx.needs_input_grad):
+        raise NotImplementedError(f"{op}: double backward (create_graph=True) is not supported on backend "
+                                  f"{ctx.backend!r}; use backend='eager' or 'compile' for higher derivatives")
 
 
 def next_pow2(n: int) -> int:
     return 1 << max(0, (int(n) - 1).bit_length())
 
 
-TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-
-
-@functools.lru_cache(maxsize=None)
-def logvar_range() -> tuple[float, float]:
-    """The documented clamp of the log-variance (vaebench.ops.LOGVAR_MIN/MAX)."""
-    from vaebench.ops import LOGVAR_MAX, LOGVAR_MIN
-    return float(LOGVAR_MIN), float(LOGVAR_MAX)
+def row_block(ncols: int) -> int:
+    """The column block of the row-wise Triton kernels."""
+    return min(1024, next_pow2(ncols))
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,6 +1,11 @@
 """Triton helpers from core ``tl`` ops only (no libdevice), so they also run under
 TRITON_INTERPRET=1. Built on first use: ``triton.jit`` reads TRITON_INTERPRET when
-it decorates, so nothing here is decorated at import time."""
+it decorates, so nothing here is decorated at import time (nor is triton imported).
+
+A kernel file defines its kernels in a function decorated with ``@triton_kernels``,
+which builds them on first use, after putting ``triton``, ``tl`` and the helpers in
+the file's globals: the interpreter re-executes the kernel source with the module's
+globals, so closure cells would not be seen."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from types import SimpleNamespace
 def helpers() -> SimpleNamespace:
     import triton
     import triton.language as tl
-    globals()["tl"] = tl  # a module global: the interpreter re-executes the kernel source
+    globals()["tl"] = tl
 
     @triton.jit
     def clamp(x, lo: tl.constexpr, hi: tl.constexpr):
@@ -23,6 +28,17 @@ def helpers() -> SimpleNamespace:
     @triton.jit
     def inside(x, lo: tl.constexpr, hi: tl.constexpr):
         return (x >= lo) & (x <= hi)
+
+    @triton.jit
+    def row_block(row, start, ncols, BLOCK: tl.constexpr):
+        # (mask, offsets) of the columns [start, start + BLOCK) of a row of a contiguous (rows, ncols)
+        cols = start + tl.arange(0, BLOCK)
+        return cols < ncols, row * ncols + cols
+
+    @triton.jit
+    def load(P, offs, m):
+        # the masked load of a block, in fp32 (the kernels compute in fp32 for every input dtype)
+        return tl.load(P + offs, mask=m, other=0.0).to(tl.float32)
 
     @triton.jit
     def expm1(x):
@@ -52,4 +68,15 @@ def helpers() -> SimpleNamespace:
         p = p * s2 + 2.0
         return s * p
 
-    return SimpleNamespace(triton=triton, tl=tl, clamp=clamp, inside=inside, expm1=expm1, log1p_unit=log1p_unit)
+    return SimpleNamespace(triton=triton, tl=tl, clamp=clamp, inside=inside, row_block=row_block, load=load,
+                           expm1=expm1, log1p_unit=log1p_unit)
+
+
+def triton_kernels(build):
+    """``build(triton, tl)`` returns a file's kernels; the decorated function returns them, built once."""
+    @functools.lru_cache(maxsize=None)
+    def get():
+        h = helpers()
+        build.__globals__.update(vars(h))
+        return build(h.triton, h.tl)
+    return get

@@ -1,7 +1,11 @@
 """Bernoulli log-likelihood from logits, per row, with its gradient in the forward pass.
 
-    ll_i = sum_j  l_ij x_ij - max(l_ij, 0) - log1p(exp(-|l_ij|))
+    ll_i = -sum_j [(1 - x_ij) l_ij + max(-l_ij, 0) + log1p(exp(-|l_ij|))]
     d ll_i / d l_ij = x_ij - sigmoid(l_ij),      d ll_i / d x_ij = l_ij
+
+That is sum_j l x - max(l, 0) - log1p(exp(-|l|)), in the order of PyTorch's
+binary_cross_entropy_with_logits (the eager reference), so that infinite logits or
+targets give eager's values: l = +inf with x = 0 gives -inf, not inf - inf = NaN.
 
 One exp per element (t = exp(-|l|)) serves both log1p(t) and
 sigmoid(l) = (l >= 0 ? 1 : t) / (1 + t). The forward kernel reads logits and
@@ -16,14 +20,12 @@ Tolerance against eager (fp32): 1e-5 relative on ll and gradients.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from . import _backend as B
+from ._triton_common import triton_kernels
 from .decoder_tail import tail_grad
 from .fastmath_config import PARALLEL_MIN
-from .validate import as_rows, check_tensors
 
 OP = "bernoulli_log_likelihood"
 
@@ -47,18 +49,15 @@ try:
                 lj = l[j]
                 xj = x[j]
                 t = fexp(-abs(lj))
-                pos = lj if lj > _Z else _Z
-                acc += lj * xj - pos - flog1p_unit(t)
+                acc += (_ONE - xj) * lj + (-lj if lj < _Z else _Z) + flog1p_unit(t)
                 num = _ONE if lj >= _Z else t
                 dj = xj - num / (_ONE + t)
                 d[j] = lj if lj != lj else dj   # NaN logit -> NaN gradient
         else:
             for j in range(l.shape[0]):
                 lj = l[j]
-                t = fexp(-abs(lj))
-                pos = lj if lj > _Z else _Z
-                acc += lj * x[j] - pos - flog1p_unit(t)
-        return acc
+                acc += (_ONE - x[j]) * lj + (-lj if lj < _Z else _Z) + flog1p_unit(fexp(-abs(lj)))
+        return -acc
 
     @numba.njit(parallel=True, **_OPTS)
     def _fwd_par(l, x, ll, d, need_grad):
@@ -74,41 +73,21 @@ except ImportError:  # pragma: no cover
 
 
 # ---- layer 1: triton (built on first use, so TRITON_INTERPRET is read then) --
-@functools.lru_cache(maxsize=None)
-def _triton_kernel():
-    import triton
-    import triton.language as tl
-    globals()["tl"] = tl  # a module global: the interpreter re-executes the kernel source
-
+@triton_kernels
+def _triton_kernel(triton, tl):
     @triton.jit
     def _bern_fwd(L, X, LL, D, ncols, NEED_GRAD: tl.constexpr, BLOCK: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)
-        base = row * ncols
         acc = tl.zeros([BLOCK], dtype=tl.float32)
         for start in range(0, ncols, BLOCK):
-            cols = start + tl.arange(0, BLOCK)
-            m = cols < ncols
-            lv = tl.load(L + base + cols, mask=m, other=0.0).to(tl.float32)
-            xv = tl.load(X + base + cols, mask=m, other=0.0).to(tl.float32)
+            m, offs = row_block(row, start, ncols, BLOCK)
+            lv, xv = load(L, offs, m), load(X, offs, m)
             t = tl.exp(-tl.abs(lv))
-            s = t / (2.0 + t)           # log1p(t) = 2 atanh(t / (2 + t)), t in [0, 1]
-            s2 = s * s
-            p = 2.0 / 15.0
-            p = p * s2 + 2.0 / 13.0
-            p = p * s2 + 2.0 / 11.0
-            p = p * s2 + 2.0 / 9.0
-            p = p * s2 + 2.0 / 7.0
-            p = p * s2 + 2.0 / 5.0
-            p = p * s2 + 2.0 / 3.0
-            p = p * s2 + 2.0
-            val = lv * xv - tl.where(lv > 0.0, lv, 0.0) - s * p
-            acc += tl.where(m, val, 0.0)
+            acc += tl.where(m, (1.0 - xv) * lv + tl.where(lv < 0.0, -lv, 0.0) + log1p_unit(t), 0.0)
             if NEED_GRAD:
-                num = tl.where(lv >= 0.0, 1.0, t)
-                dv = xv - num / (1.0 + t)
-                dv = tl.where(lv != lv, lv, dv)
-                tl.store(D + base + cols, dv.to(D.dtype.element_ty), mask=m)
-        tl.store(LL + row, tl.sum(acc, axis=0).to(LL.dtype.element_ty))
+                dv = xv - tl.where(lv >= 0.0, 1.0, t) / (1.0 + t)
+                tl.store(D + offs, tl.where(lv != lv, lv, dv).to(D.dtype.element_ty), mask=m)
+        tl.store(LL + row, (-tl.sum(acc, axis=0)).to(LL.dtype.element_ty))
 
     return _bern_fwd
 
@@ -116,25 +95,16 @@ def _triton_kernel():
 # ---- layer 2 -----------------------------------------------------------------
 def forward(logits: torch.Tensor, x: torch.Tensor, need_grad: bool, backend: str):
     """(ll (rows,), d ll/d logits (rows, D) or an empty tensor) for 2-D contiguous rows."""
-    if backend == "numba":
-        B.require_numba(OP)
-        check_tensors(OP, ("logits", "x"), (logits, x), device_type="cpu")
-    else:
-        B.require_triton(OP, logits.device)
-        check_tensors(OP, ("logits", "x"), (logits, x), dtypes=B.TRITON_DTYPES)
-    l2, x2 = as_rows(logits), as_rows(x)
+    l2, x2 = B.rows(OP, backend, ("logits", "x"), (logits, x))
     n, D = l2.shape
-    ll = torch.empty(n, dtype=l2.dtype, device=l2.device)
-    d = torch.empty((n, D) if need_grad else (n, 0), dtype=l2.dtype, device=l2.device)
-    if n == 0:
-        return ll, d
-    if backend == "numba":
-        dn = d.numpy() if need_grad else np.empty((n, 0), dtype=d.numpy().dtype)
-        kern = _fwd_par if l2.numel() >= PARALLEL_MIN else _fwd_ser
-        kern(l2.numpy(), x2.numpy(), ll.numpy(), dn, need_grad)
-    else:
-        block = min(1024, B.next_pow2(D))
-        _triton_kernel()[(n,)](l2, x2, ll, d if need_grad else l2, D, NEED_GRAD=need_grad, BLOCK=block)
+    ll = l2.new_empty(n)
+    d = l2.new_empty((n, D) if need_grad else (n, 0))
+    if n:
+        if backend == "numba":
+            kern = _fwd_par if l2.numel() >= PARALLEL_MIN else _fwd_ser
+            kern(l2.numpy(), x2.numpy(), ll.numpy(), d.numpy(), need_grad)
+        else:
+            _triton_kernel()[(n,)](l2, x2, ll, d if need_grad else l2, D, NEED_GRAD=need_grad, BLOCK=B.row_block(D))
     return ll, d
 
 
@@ -186,6 +156,7 @@ class BernoulliLL(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_ll):
+        B.refuse_double_backward(ctx, OP)
         logits, x = ctx.saved_tensors
         g_logits = g_x = None
         if ctx.needs_input_grad[1]:
@@ -195,7 +166,7 @@ class BernoulliLL(torch.autograd.Function):
             if d is None:  # a second backward (retain_graph): the buffer was consumed
                 _, d = forward(logits.detach(), x.detach(), True, ctx.backend)
             ctx.d = None
-            g_logits = tail_grad(d, g_ll, ctx.shape, inplace=True)
+            g_logits = tail_grad(d, g_ll, ctx.shape, inplace=True, backend=ctx.backend)
         return g_logits, g_x, None
 
 

@@ -23,41 +23,42 @@ try:
 
     _OPTS = dict(cache=True, fastmath=FLAGS, error_model="numpy", nogil=True)
 
+    @numba.njit(inline="always", fastmath=FLAGS)
+    def _scale(row, gi):
+        for j in range(row.shape[0]):
+            row[j] *= gi
+
     @numba.njit(parallel=True, **_OPTS)
     def _scale_rows_inplace_par(d, g):
         for i in prange(d.shape[0]):
-            gi = g[i]
-            row = d[i]
-            for j in range(row.shape[0]):
-                row[j] *= gi
+            _scale(d[i], g[i])
 
     @numba.njit(**_OPTS)
     def _scale_rows_inplace_ser(d, g):
         for i in range(d.shape[0]):
-            gi = g[i]
-            row = d[i]
-            for j in range(row.shape[0]):
-                row[j] *= gi
+            _scale(d[i], g[i])
 except ImportError:  # pragma: no cover - numba is an optional extra
     numba = None
 
 from .fastmath_config import PARALLEL_MIN
 
 
-def scale_rows_(d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """d[i, :] *= g[i] in place (d contiguous 2-D, g 1-D of d's rows); returns d."""
+def scale_rows_(d: torch.Tensor, g: torch.Tensor, backend: str) -> torch.Tensor:
+    """d[i, :] *= g[i] in place (d contiguous 2-D, g 1-D of d's rows); returns d. The numba
+    backend uses its kernel; any other (triton, also under TRITON_INTERPRET on the CPU and in
+    fp16/bf16, which numba does not take) a torch multiply on d's device."""
     g = g.detach().reshape(-1).to(d.dtype)
-    if d.device.type == "cpu" and numba is not None:
-        g = g.contiguous()
-        dn, gn = d.detach().numpy(), g.numpy()
+    if backend == "numba":
+        dn, gn = d.detach().numpy(), g.contiguous().numpy()
         (_scale_rows_inplace_par if d.numel() >= PARALLEL_MIN else _scale_rows_inplace_ser)(dn, gn)
         return d
     return d.mul_(g.unsqueeze(1))
 
 
-def tail_grad(saved: torch.Tensor | None, g: torch.Tensor, shape, *, inplace: bool) -> torch.Tensor:
-    """The input gradient g[..., None] * saved, reshaped to ``shape``."""
+def tail_grad(saved: torch.Tensor, g: torch.Tensor, shape, *, inplace: bool, backend: str | None = None):
+    """The input gradient g[..., None] * saved, reshaped to ``shape``; ``inplace``: on ``saved``, with
+    ``backend``'s kernel (``scale_rows_``)."""
     g2 = g.reshape(-1)
     if inplace:
-        return scale_rows_(saved, g2).view(shape)
+        return scale_rows_(saved, g2, backend).view(shape)
     return (saved * g2.unsqueeze(1).to(saved.dtype)).view(shape)

@@ -15,13 +15,13 @@ Tolerance against eager (fp32): 1e-5 relative on z, kl and gradients.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from . import _backend as B
+from ._triton_common import triton_kernels
+from .constants import LOGVAR_MAX, LOGVAR_MIN
 from .fastmath_config import PARALLEL_MIN
-from .validate import as_rows, check_tensors
+from .validate import as_rows
 
 OP = "encoder_head"
 
@@ -31,7 +31,7 @@ try:
     import numpy as np
     from numba import prange
 
-    from .fastmath import FLAGS, fexpm1
+    from .fastmath import FLAGS, fclamp, fexpm1, finside
 
     _OPTS = dict(fastmath=FLAGS, error_model="numpy", nogil=True)
     _Z, _HALF, _ONE, _TWO = np.float32(0), np.float32(0.5), np.float32(1), np.float32(2)
@@ -40,9 +40,7 @@ try:
     def _fwd_row(mu, lv, eps, z, lo, hi):
         acc = _Z
         for j in range(mu.shape[0]):
-            l = lv[j]
-            l = lo if l < lo else l
-            l = hi if l > hi else l
+            l = fclamp(lv[j], lo, hi)
             h = fexpm1(_HALF * l)
             m = mu[j]
             z[j] = m + (_ONE + h) * eps[j]
@@ -63,14 +61,12 @@ try:
     def _bwd_row(mu, lv, eps, gz, gkl, gmu, glv, geps, need_eps, lo, hi):
         for j in range(mu.shape[0]):
             l0 = lv[j]
-            l = lo if l0 < lo else l0
-            l = hi if l > hi else l
-            h = fexpm1(_HALF * l)
+            h = fexpm1(_HALF * fclamp(l0, lo, hi))
             std = _ONE + h
             gzj = gz[j]
             gmu[j] = gzj + gkl * mu[j]
             g = _HALF * (gzj * eps[j] * std + gkl * h * (h + _TWO))
-            glv[j] = g if (l0 >= lo) & (l0 <= hi) else _Z
+            glv[j] = g if finside(l0, lo, hi) else _Z
             if need_eps:
                 geps[j] = gzj * std
 
@@ -88,27 +84,17 @@ except ImportError:  # pragma: no cover
 
 
 # ---- layer 1: triton -------------------------------------------------------
-@functools.lru_cache(maxsize=None)
-def _triton_kernels():
-    from ._triton_common import helpers
-    H = helpers()
-    triton, tl = H.triton, H.tl
-    # module globals, not closure cells: the interpreter re-executes the kernel source
-    globals().update(tl=tl, clamp=H.clamp, inside=H.inside, expm1=H.expm1)
-
+@triton_kernels
+def _triton_kernels(triton, tl):
     @triton.jit
     def fwd(MU, LV, EPS, Z, KL, ncols, lo: tl.constexpr, hi: tl.constexpr, BLOCK: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)
-        base = row * ncols
         acc = tl.zeros([BLOCK], dtype=tl.float32)
         for start in range(0, ncols, BLOCK):
-            cols = start + tl.arange(0, BLOCK)
-            m = cols < ncols
-            mu = tl.load(MU + base + cols, mask=m, other=0.0).to(tl.float32)
-            lv = clamp(tl.load(LV + base + cols, mask=m, other=0.0).to(tl.float32), lo, hi)
-            eps = tl.load(EPS + base + cols, mask=m, other=0.0).to(tl.float32)
+            m, offs = row_block(row, start, ncols, BLOCK)
+            mu, lv = load(MU, offs, m), clamp(load(LV, offs, m), lo, hi)
             h = expm1(0.5 * lv)
-            tl.store(Z + base + cols, (mu + (1.0 + h) * eps).to(Z.dtype.element_ty), mask=m)
+            tl.store(Z + offs, (mu + (1.0 + h) * load(EPS, offs, m)).to(Z.dtype.element_ty), mask=m)
             acc += tl.where(m, mu * mu + h * (h + 2.0) - lv, 0.0)
         tl.store(KL + row, (0.5 * tl.sum(acc, axis=0)).to(KL.dtype.element_ty))
 
@@ -116,55 +102,34 @@ def _triton_kernels():
     def bwd(MU, LV, EPS, GZ, GKL, GMU, GLV, GEPS, ncols, NEED_EPS: tl.constexpr,
             lo: tl.constexpr, hi: tl.constexpr, BLOCK: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)
-        base = row * ncols
         gkl = tl.load(GKL + row).to(tl.float32)
         for start in range(0, ncols, BLOCK):
-            cols = start + tl.arange(0, BLOCK)
-            m = cols < ncols
-            mu = tl.load(MU + base + cols, mask=m, other=0.0).to(tl.float32)
-            lv0 = tl.load(LV + base + cols, mask=m, other=0.0).to(tl.float32)
-            eps = tl.load(EPS + base + cols, mask=m, other=0.0).to(tl.float32)
-            gz = tl.load(GZ + base + cols, mask=m, other=0.0).to(tl.float32)
+            m, offs = row_block(row, start, ncols, BLOCK)
+            lv0, gz = load(LV, offs, m), load(GZ, offs, m)
             h = expm1(0.5 * clamp(lv0, lo, hi))
             std = 1.0 + h
-            tl.store(GMU + base + cols, (gz + gkl * mu).to(GMU.dtype.element_ty), mask=m)
-            g = 0.5 * (gz * eps * std + gkl * h * (h + 2.0))
-            g = tl.where(inside(lv0, lo, hi), g, 0.0)
-            tl.store(GLV + base + cols, g.to(GLV.dtype.element_ty), mask=m)
+            tl.store(GMU + offs, (gz + gkl * load(MU, offs, m)).to(GMU.dtype.element_ty), mask=m)
+            g = 0.5 * (gz * load(EPS, offs, m) * std + gkl * h * (h + 2.0))
+            tl.store(GLV + offs, tl.where(inside(lv0, lo, hi), g, 0.0).to(GLV.dtype.element_ty), mask=m)
             if NEED_EPS:
-                tl.store(GEPS + base + cols, (gz * std).to(GEPS.dtype.element_ty), mask=m)
+                tl.store(GEPS + offs, (gz * std).to(GEPS.dtype.element_ty), mask=m)
 
     return fwd, bwd
 
 
 # ---- layer 2 -----------------------------------------------------------------
-_NAMES = ("mu", "logvar", "eps")
-
-
-def _check(backend, tensors, names=_NAMES):
-    if backend == "numba":
-        B.require_numba(OP)
-        check_tensors(OP, names, tensors, device_type="cpu")
-    else:
-        B.require_triton(OP, tensors[0].device)
-        check_tensors(OP, names, tensors, dtypes=B.TRITON_DTYPES)
-
-
 def forward(mu, logvar, eps, backend):
     """(z with mu's shape, kl with mu.shape[:-1])."""
-    _check(backend, (mu, logvar, eps))
-    m2, l2, e2 = as_rows(mu), as_rows(logvar), as_rows(eps)
+    m2, l2, e2 = B.rows(OP, backend, ("mu", "logvar", "eps"), (mu, logvar, eps))
     n, D = m2.shape
     z = torch.empty_like(m2)
-    kl = torch.empty(n, dtype=m2.dtype, device=m2.device)
-    lo, hi = B.logvar_range()
+    kl = m2.new_empty(n)
     if n:
         if backend == "numba":
             k = _fwd_par if m2.numel() >= PARALLEL_MIN else _fwd_ser
-            lo, hi = B.np_scalars(m2, lo, hi)
-            k(m2.numpy(), l2.numpy(), e2.numpy(), z.numpy(), kl.numpy(), lo, hi)
+            k(m2.numpy(), l2.numpy(), e2.numpy(), z.numpy(), kl.numpy(), *B.np_scalars(m2, LOGVAR_MIN, LOGVAR_MAX))
         else:
-            _triton_kernels()[0][(n,)](m2, l2, e2, z, kl, D, lo=lo, hi=hi, BLOCK=min(1024, B.next_pow2(D)))
+            _triton_kernels()[0][(n,)](m2, l2, e2, z, kl, D, lo=LOGVAR_MIN, hi=LOGVAR_MAX, BLOCK=B.row_block(D))
     return B.shaped(z, mu.shape), B.shaped(kl, mu.shape[:-1])
 
 
@@ -173,21 +138,17 @@ def backward(mu, logvar, eps, gz, gkl, need_eps, backend):
     m2, l2, e2 = as_rows(mu), as_rows(logvar), as_rows(eps)
     n, D = m2.shape
     gz2 = as_rows(gz.to(m2.dtype)) if gz is not None else torch.zeros_like(m2)
-    gkl2 = (gkl.detach().reshape(-1).to(m2.dtype).contiguous() if gkl is not None
-            else torch.zeros(n, dtype=m2.dtype, device=m2.device))
+    gkl2 = gkl.detach().reshape(-1).to(m2.dtype).contiguous() if gkl is not None else m2.new_zeros(n)
     gmu, glv = torch.empty_like(m2), torch.empty_like(m2)
-    geps = torch.empty_like(m2) if need_eps else torch.empty((n, 0), dtype=m2.dtype, device=m2.device)
-    lo, hi = B.logvar_range()
+    geps = torch.empty_like(m2) if need_eps else m2.new_empty((n, 0))
     if n:
         if backend == "numba":
             k = _bwd_par if m2.numel() >= PARALLEL_MIN else _bwd_ser
-            lo, hi = B.np_scalars(m2, lo, hi)
-            gepsn = geps.numpy() if need_eps else np.empty((n, 0), dtype=geps.numpy().dtype)
             k(m2.numpy(), l2.numpy(), e2.numpy(), gz2.numpy(), gkl2.numpy(), gmu.numpy(), glv.numpy(),
-              gepsn, need_eps, lo, hi)
+              geps.numpy(), need_eps, *B.np_scalars(m2, LOGVAR_MIN, LOGVAR_MAX))
         else:
             _triton_kernels()[1][(n,)](m2, l2, e2, gz2, gkl2, gmu, glv, geps if need_eps else gmu, D,
-                                       NEED_EPS=need_eps, lo=lo, hi=hi, BLOCK=min(1024, B.next_pow2(D)))
+                                       NEED_EPS=need_eps, lo=LOGVAR_MIN, hi=LOGVAR_MAX, BLOCK=B.row_block(D))
     return B.shaped(gmu, mu.shape), B.shaped(glv, mu.shape), (B.shaped(geps, mu.shape) if need_eps else geps)
 
 
@@ -248,6 +209,7 @@ class EncoderHead(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gz, gkl):
+        B.refuse_double_backward(ctx, OP)
         mu, logvar, eps = ctx.saved_tensors
         need_eps = ctx.needs_input_grad[2]
         gmu, glv, geps = backward(mu, logvar, eps, gz, gkl, need_eps, ctx.backend)

@@ -11,6 +11,8 @@ LLVM turns into AVX2/AVX-512 code.
   for 0). Max relative error ~2 ulp. float64: ``math.exp``.
 - ``fexpm1(x)``: float32: Taylor polynomial for |x| <= ln2/2 (no cancellation
   near 0, where the KL needs it), ``fexp(x) - 1`` beyond. float64: ``math.expm1``.
+- ``fclamp(x, lo, hi)`` / ``finside(x, lo, hi)``: the log-variance clamp (NaN passes
+  through) and its gradient mask.
 - ``flog1p_unit(t)``: log1p for t in [0, 1] (the only range the kernels need:
   t = exp(-|l|)); log1p(t) = 2 atanh(s), s = t / (2 + t) in [0, 1/3], odd
   polynomial in s. No cancellation near t = 0 (s ~ t/2). float64: ``math.log1p``.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import types
 from numba.core import cgutils  # noqa: F401  (keeps llvmlite imported for the intrinsic)
@@ -62,6 +65,17 @@ def _i32_as_f32(typingctx, i):
         return builder.bitcast(args[0], context.get_value_type(types.float32))
 
     return types.float32(types.int32), codegen
+
+
+@numba.njit(inline="always", fastmath=FLAGS)
+def fclamp(x, lo, hi):
+    x = lo if x < lo else x      # a NaN compares false and passes through
+    return hi if x > hi else x
+
+
+@numba.njit(inline="always", fastmath=FLAGS)
+def finside(x, lo, hi):
+    return (x >= lo) & (x <= hi)
 
 
 def fexp(x):  # pragma: no cover - replaced by the overload inside Numba

@@ -7,13 +7,13 @@ Tolerance against eager (fp32): 1e-5 relative on kl and gradients.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from . import _backend as B
+from ._triton_common import triton_kernels
+from .constants import LOGVAR_MAX, LOGVAR_MIN
 from .fastmath_config import PARALLEL_MIN
-from .validate import as_rows, check_tensors
+from .validate import as_rows
 
 OP = "gaussian_kl"
 
@@ -23,7 +23,7 @@ try:
     import numpy as np
     from numba import prange
 
-    from .fastmath import FLAGS, fexpm1
+    from .fastmath import FLAGS, fclamp, fexpm1, finside
 
     _OPTS = dict(fastmath=FLAGS, error_model="numpy", nogil=True)
     _Z, _HALF = np.float32(0), np.float32(0.5)
@@ -32,9 +32,7 @@ try:
     def _fwd_row(mu, lv, lo, hi):
         acc = _Z
         for j in range(mu.shape[0]):
-            l = lv[j]
-            l = lo if l < lo else l
-            l = hi if l > hi else l
+            l = fclamp(lv[j], lo, hi)
             m = mu[j]
             acc += m * m + fexpm1(l) - l
         return _HALF * acc
@@ -53,11 +51,9 @@ try:
     def _bwd_row(mu, lv, g, gmu, glv, lo, hi):
         for j in range(mu.shape[0]):
             l0 = lv[j]
-            l = lo if l0 < lo else l0
-            l = hi if l > hi else l
             gmu[j] = g * mu[j]
-            v = _HALF * g * fexpm1(l)
-            glv[j] = v if (l0 >= lo) & (l0 <= hi) else _Z
+            v = _HALF * g * fexpm1(fclamp(l0, lo, hi))
+            glv[j] = v if finside(l0, lo, hi) else _Z
 
     @numba.njit(parallel=True, cache=True, **_OPTS)
     def _bwd_par(mu, lv, g, gmu, glv, lo, hi):
@@ -73,62 +69,43 @@ except ImportError:  # pragma: no cover
 
 
 # ---- layer 1: triton -------------------------------------------------------
-@functools.lru_cache(maxsize=None)
-def _triton_kernels():
-    from ._triton_common import helpers
-    H = helpers()
-    triton, tl = H.triton, H.tl
-    # module globals, not closure cells: the interpreter re-executes the kernel source
-    globals().update(tl=tl, clamp=H.clamp, inside=H.inside, expm1=H.expm1)
-
+@triton_kernels
+def _triton_kernels(triton, tl):
     @triton.jit
     def fwd(MU, LV, KL, ncols, lo: tl.constexpr, hi: tl.constexpr, BLOCK: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)
-        base = row * ncols
         acc = tl.zeros([BLOCK], dtype=tl.float32)
         for start in range(0, ncols, BLOCK):
-            cols = start + tl.arange(0, BLOCK)
-            m = cols < ncols
-            mu = tl.load(MU + base + cols, mask=m, other=0.0).to(tl.float32)
-            lv = clamp(tl.load(LV + base + cols, mask=m, other=0.0).to(tl.float32), lo, hi)
+            m, offs = row_block(row, start, ncols, BLOCK)
+            mu, lv = load(MU, offs, m), clamp(load(LV, offs, m), lo, hi)
             acc += tl.where(m, mu * mu + expm1(lv) - lv, 0.0)
         tl.store(KL + row, (0.5 * tl.sum(acc, axis=0)).to(KL.dtype.element_ty))
 
     @triton.jit
     def bwd(MU, LV, G, GMU, GLV, ncols, lo: tl.constexpr, hi: tl.constexpr, BLOCK: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)
-        base = row * ncols
         g = tl.load(G + row).to(tl.float32)
         for start in range(0, ncols, BLOCK):
-            cols = start + tl.arange(0, BLOCK)
-            m = cols < ncols
-            mu = tl.load(MU + base + cols, mask=m, other=0.0).to(tl.float32)
-            lv0 = tl.load(LV + base + cols, mask=m, other=0.0).to(tl.float32)
-            tl.store(GMU + base + cols, (g * mu).to(GMU.dtype.element_ty), mask=m)
+            m, offs = row_block(row, start, ncols, BLOCK)
+            lv0 = load(LV, offs, m)
+            tl.store(GMU + offs, (g * load(MU, offs, m)).to(GMU.dtype.element_ty), mask=m)
             v = tl.where(inside(lv0, lo, hi), 0.5 * g * expm1(clamp(lv0, lo, hi)), 0.0)
-            tl.store(GLV + base + cols, v.to(GLV.dtype.element_ty), mask=m)
+            tl.store(GLV + offs, v.to(GLV.dtype.element_ty), mask=m)
 
     return fwd, bwd
 
 
 # ---- layer 2 -----------------------------------------------------------------
 def forward(mu, logvar, backend):
-    if backend == "numba":
-        B.require_numba(OP)
-        check_tensors(OP, ("mu", "logvar"), (mu, logvar), device_type="cpu")
-    else:
-        B.require_triton(OP, mu.device)
-        check_tensors(OP, ("mu", "logvar"), (mu, logvar), dtypes=B.TRITON_DTYPES)
-    m2, l2 = as_rows(mu), as_rows(logvar)
+    m2, l2 = B.rows(OP, backend, ("mu", "logvar"), (mu, logvar))
     n, D = m2.shape
-    kl = torch.empty(n, dtype=m2.dtype, device=m2.device)
-    lo, hi = B.logvar_range()
+    kl = m2.new_empty(n)
     if n:
         if backend == "numba":
             k = _fwd_par if m2.numel() >= PARALLEL_MIN else _fwd_ser
-            k(m2.numpy(), l2.numpy(), kl.numpy(), *B.np_scalars(m2, lo, hi))
+            k(m2.numpy(), l2.numpy(), kl.numpy(), *B.np_scalars(m2, LOGVAR_MIN, LOGVAR_MAX))
         else:
-            _triton_kernels()[0][(n,)](m2, l2, kl, D, lo=lo, hi=hi, BLOCK=min(1024, B.next_pow2(D)))
+            _triton_kernels()[0][(n,)](m2, l2, kl, D, lo=LOGVAR_MIN, hi=LOGVAR_MAX, BLOCK=B.row_block(D))
     return B.shaped(kl, mu.shape[:-1])
 
 
@@ -137,13 +114,13 @@ def backward(mu, logvar, g, backend):
     n, D = m2.shape
     g1 = g.detach().reshape(-1).to(m2.dtype).contiguous()
     gmu, glv = torch.empty_like(m2), torch.empty_like(m2)
-    lo, hi = B.logvar_range()
     if n:
         if backend == "numba":
             k = _bwd_par if m2.numel() >= PARALLEL_MIN else _bwd_ser
-            k(m2.numpy(), l2.numpy(), g1.numpy(), gmu.numpy(), glv.numpy(), *B.np_scalars(m2, lo, hi))
+            k(m2.numpy(), l2.numpy(), g1.numpy(), gmu.numpy(), glv.numpy(),
+              *B.np_scalars(m2, LOGVAR_MIN, LOGVAR_MAX))
         else:
-            _triton_kernels()[1][(n,)](m2, l2, g1, gmu, glv, D, lo=lo, hi=hi, BLOCK=min(1024, B.next_pow2(D)))
+            _triton_kernels()[1][(n,)](m2, l2, g1, gmu, glv, D, lo=LOGVAR_MIN, hi=LOGVAR_MAX, BLOCK=B.row_block(D))
     return B.shaped(gmu, mu.shape), B.shaped(glv, mu.shape)
 
 
@@ -195,6 +172,7 @@ class GaussianKL(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
+        B.refuse_double_backward(ctx, OP)
         mu, logvar = ctx.saved_tensors
         gmu, glv = backward(mu, logvar, g, ctx.backend)
         return gmu, glv, None

@@ -11,15 +11,15 @@ Tolerance against eager (fp32): 1e-5 relative on ll and gradients.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 
 from . import _backend as B
+from ._triton_common import triton_kernels
+from .constants import LOGVAR_MAX, LOGVAR_MIN
 from .decoder_tail import tail_grad
 from .fastmath_config import PARALLEL_MIN
-from .validate import as_rows, check_tensors
 
 OP = "gaussian_log_likelihood"
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -30,7 +30,7 @@ try:
     import numpy as np
     from numba import prange
 
-    from .fastmath import FLAGS, fexp
+    from .fastmath import FLAGS, fclamp, fexp, finside
 
     _OPTS = dict(fastmath=FLAGS, error_model="numpy", nogil=True)
     _Z, _HALF, _ONE = np.float32(0), np.float32(0.5), np.float32(1)
@@ -41,20 +41,17 @@ try:
         if need_grad:
             for j in range(m.shape[0]):
                 l0 = lv[j]
-                l = lo if l0 < lo else l0
-                l = hi if l > hi else l
+                l = fclamp(l0, lo, hi)
                 ie = fexp(-l)
                 r = x[j] - m[j]
                 q = r * r * ie
                 acc += l + q
                 dm[j] = r * ie
                 v = _HALF * (q - _ONE)
-                dlv[j] = v if (l0 >= lo) & (l0 <= hi) else _Z
+                dlv[j] = v if finside(l0, lo, hi) else _Z
         else:
             for j in range(m.shape[0]):
-                l = lv[j]
-                l = lo if l < lo else l
-                l = hi if l > hi else l
+                l = fclamp(lv[j], lo, hi)
                 r = x[j] - m[j]
                 acc += l + r * r * fexp(-l)
         return -_HALF * (acc + m.shape[0] * log2pi)
@@ -73,35 +70,25 @@ except ImportError:  # pragma: no cover
 
 
 # ---- layer 1: triton -------------------------------------------------------
-@functools.lru_cache(maxsize=None)
-def _triton_kernel():
-    from ._triton_common import helpers
-    H = helpers()
-    triton, tl = H.triton, H.tl
-    # module globals, not closure cells: the interpreter re-executes the kernel source
-    globals().update(tl=tl, clamp=H.clamp, inside=H.inside, expm1=H.expm1)
-
+@triton_kernels
+def _triton_kernel(triton, tl):
     @triton.jit
     def fwd(M, LV, X, LL, DM, DLV, ncols, log2pi, NEED_GRAD: tl.constexpr, lo: tl.constexpr,
             hi: tl.constexpr, BLOCK: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)
-        base = row * ncols
         acc = tl.zeros([BLOCK], dtype=tl.float32)
         for start in range(0, ncols, BLOCK):
-            cols = start + tl.arange(0, BLOCK)
-            msk = cols < ncols
-            m = tl.load(M + base + cols, mask=msk, other=0.0).to(tl.float32)
-            lv0 = tl.load(LV + base + cols, mask=msk, other=0.0).to(tl.float32)
-            x = tl.load(X + base + cols, mask=msk, other=0.0).to(tl.float32)
+            msk, offs = row_block(row, start, ncols, BLOCK)
+            lv0 = load(LV, offs, msk)
             lv = clamp(lv0, lo, hi)
             ie = tl.exp(-lv)
-            r = x - m
+            r = load(X, offs, msk) - load(M, offs, msk)
             q = r * r * ie
             acc += tl.where(msk, lv + q, 0.0)
             if NEED_GRAD:
-                tl.store(DM + base + cols, (r * ie).to(DM.dtype.element_ty), mask=msk)
+                tl.store(DM + offs, (r * ie).to(DM.dtype.element_ty), mask=msk)
                 v = tl.where(inside(lv0, lo, hi), 0.5 * (q - 1.0), 0.0)
-                tl.store(DLV + base + cols, v.to(DLV.dtype.element_ty), mask=msk)
+                tl.store(DLV + offs, v.to(DLV.dtype.element_ty), mask=msk)
         tl.store(LL + row, (-0.5 * (tl.sum(acc, axis=0) + ncols * log2pi)).to(LL.dtype.element_ty))
 
     return fwd
@@ -110,27 +97,19 @@ def _triton_kernel():
 # ---- layer 2 -----------------------------------------------------------------
 def forward(mean, logvar, x, need_grad: bool, backend: str):
     """(ll (rows,), d/d mean (rows, D), d/d logvar (rows, D)); the last two empty without need_grad."""
-    names = ("mean", "logvar", "x")
-    if backend == "numba":
-        B.require_numba(OP)
-        check_tensors(OP, names, (mean, logvar, x), device_type="cpu")
-    else:
-        B.require_triton(OP, mean.device)
-        check_tensors(OP, names, (mean, logvar, x), dtypes=B.TRITON_DTYPES)
-    m2, l2, x2 = as_rows(mean), as_rows(logvar), as_rows(x)
+    m2, l2, x2 = B.rows(OP, backend, ("mean", "logvar", "x"), (mean, logvar, x))
     n, D = m2.shape
     ll = m2.new_empty(n)
     shape = (n, D) if need_grad else (n, 0)
     dm, dlv = m2.new_empty(shape), m2.new_empty(shape)
-    lo, hi = B.logvar_range()
     if n:
         if backend == "numba":
             k = _fwd_par if m2.numel() >= PARALLEL_MIN else _fwd_ser
             k(m2.numpy(), l2.numpy(), x2.numpy(), ll.numpy(), dm.numpy(), dlv.numpy(), need_grad,
-              *B.np_scalars(m2, lo, hi, _LOG_2PI))
+              *B.np_scalars(m2, LOGVAR_MIN, LOGVAR_MAX, _LOG_2PI))
         else:
             _triton_kernel()[(n,)](m2, l2, x2, ll, dm if need_grad else m2, dlv if need_grad else m2, D, _LOG_2PI,
-                                   NEED_GRAD=need_grad, lo=lo, hi=hi, BLOCK=min(1024, B.next_pow2(D)))
+                                   NEED_GRAD=need_grad, lo=LOGVAR_MIN, hi=LOGVAR_MAX, BLOCK=B.row_block(D))
     return ll, dm, dlv
 
 
@@ -157,11 +136,10 @@ def _setup(ctx, inputs, output):
 
 def _backward(ctx, g, _gdm, _gdlv):
     dm, dlv = ctx.saved_tensors
-    gm = tail_grad(dm, g, ctx.shape, inplace=False) if ctx.needs_input_grad[0] else None
-    glv = tail_grad(dlv, g, ctx.shape, inplace=False) if ctx.needs_input_grad[1] else None
-    gx = -gm if (ctx.needs_input_grad[2] and gm is not None) else (
-        -tail_grad(dm, g, ctx.shape, inplace=False) if ctx.needs_input_grad[2] else None)
-    return gm, glv, gx, None, None
+    need_m, need_lv, need_x = ctx.needs_input_grad[:3]
+    gm = tail_grad(dm, g, ctx.shape, inplace=False) if (need_m or need_x) else None
+    glv = tail_grad(dlv, g, ctx.shape, inplace=False) if need_lv else None
+    return (gm if need_m else None), glv, (-gm if need_x else None), None, None
 
 
 _op.register_autograd(_backward, setup_context=_setup)
@@ -181,6 +159,7 @@ class GaussianLL(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
+        B.refuse_double_backward(ctx, OP)
         bufs = ctx.bufs
         if bufs is None:  # a second backward (retain_graph): recompute the consumed buffers
             mean, logvar, x = ctx.saved_tensors
@@ -189,8 +168,8 @@ class GaussianLL(torch.autograd.Function):
             dm, dlv = bufs
         ctx.bufs = None
         need_m, need_lv, need_x = ctx.needs_input_grad[:3]
-        gm = tail_grad(dm, g, ctx.shape, inplace=True) if (need_m or need_x) else None
-        glv = tail_grad(dlv, g, ctx.shape, inplace=True) if need_lv else None
+        gm = tail_grad(dm, g, ctx.shape, inplace=True, backend=ctx.backend) if (need_m or need_x) else None
+        glv = tail_grad(dlv, g, ctx.shape, inplace=True, backend=ctx.backend) if need_lv else None
         gx = -gm if need_x else None
         return (gm if need_m else None), glv, gx, None
 

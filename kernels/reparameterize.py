@@ -14,13 +14,14 @@ Tolerance against eager (fp32): 1e-6 relative on z, 1e-5 on gradients.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from . import _backend as B
+from ._triton_common import triton_kernels
+from .constants import LOGVAR_MAX, LOGVAR_MIN
+from .errors import KernelInputError
 from .fastmath_config import PARALLEL_MIN
-from .validate import InputError, as_rows, check_tensors
+from .validate import as_rows
 
 OP = "reparameterize"
 
@@ -32,7 +33,7 @@ try:
     import numpy as np
     from numba import prange
 
-    from .fastmath import FLAGS, fexp
+    from .fastmath import FLAGS, fclamp, fexp, finside
 
     _OPTS = dict(fastmath=FLAGS, error_model="numpy", nogil=True)
     _Z, _HALF = np.float32(0), np.float32(0.5)
@@ -40,10 +41,7 @@ try:
     @numba.njit(inline="always", **_OPTS)
     def _fwd_row(mu, lv, eps, z, lo, hi):
         for j in range(mu.shape[0]):
-            l = lv[j]
-            l = lo if l < lo else l
-            l = hi if l > hi else l
-            z[j] = mu[j] + fexp(_HALF * l) * eps[j]
+            z[j] = mu[j] + fexp(_HALF * fclamp(lv[j], lo, hi)) * eps[j]
 
     @numba.njit(parallel=True, cache=True, **_OPTS)
     def _fwd_par(mu, lv, eps, z, lo, hi):
@@ -59,12 +57,10 @@ try:
     def _bwd_row(lv, eps, g, glv, geps, need_eps, lo, hi):
         for j in range(lv.shape[0]):
             l0 = lv[j]
-            l = lo if l0 < lo else l0
-            l = hi if l > hi else l
-            std = fexp(_HALF * l)
+            std = fexp(_HALF * fclamp(l0, lo, hi))
             gj = g[j]
             v = _HALF * gj * eps[j] * std
-            glv[j] = v if (l0 >= lo) & (l0 <= hi) else _Z
+            glv[j] = v if finside(l0, lo, hi) else _Z
             if need_eps:
                 geps[j] = gj * std
 
@@ -101,11 +97,8 @@ try:
         n, D = mu.shape
         for i in prange(n):
             for j in range(D):
-                l = lv[i, j]
-                l = lo if l < lo else l
-                l = hi if l > hi else l
                 e = _normal(seed, i * D + j)
-                z[i, j] = mu[i, j] + fexp(_HALF * l) * e
+                z[i, j] = mu[i, j] + fexp(_HALF * fclamp(lv[i, j], lo, hi)) * e
 
     @numba.njit(parallel=True, cache=True, **_OPTS)
     def _seeded_bwd(lv, g, glv, seed, lo, hi):
@@ -113,48 +106,37 @@ try:
         for i in prange(n):
             for j in range(D):
                 l0 = lv[i, j]
-                l = lo if l0 < lo else l0
-                l = hi if l > hi else l
-                e = _normal(seed, i * D + j)
-                v = _HALF * g[i, j] * e * fexp(_HALF * l)
-                glv[i, j] = v if (l0 >= lo) & (l0 <= hi) else _Z
+                v = _HALF * g[i, j] * _normal(seed, i * D + j) * fexp(_HALF * fclamp(l0, lo, hi))
+                glv[i, j] = v if finside(l0, lo, hi) else _Z
 except ImportError:  # pragma: no cover
     numba = None
 
 
 # ---- layer 1: triton -------------------------------------------------------
-@functools.lru_cache(maxsize=None)
-def _triton_kernels():
-    from ._triton_common import helpers
-    H = helpers()
-    triton, tl = H.triton, H.tl
-    # module globals, not closure cells: the interpreter re-executes the kernel source
-    globals().update(tl=tl, clamp=H.clamp, inside=H.inside, expm1=H.expm1)
-
+@triton_kernels
+def _triton_kernels(triton, tl):
     @triton.jit
     def fwd(MU, LV, EPS, Z, N, seed, SEEDED: tl.constexpr, lo: tl.constexpr, hi: tl.constexpr,
             BLOCK: tl.constexpr):
         offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         m = offs < N
-        mu = tl.load(MU + offs, mask=m, other=0.0).to(tl.float32)
-        lv = clamp(tl.load(LV + offs, mask=m, other=0.0).to(tl.float32), lo, hi)
+        lv = clamp(load(LV, offs, m), lo, hi)
         if SEEDED:
             eps = tl.randn(seed, offs)
         else:
-            eps = tl.load(EPS + offs, mask=m, other=0.0).to(tl.float32)
-        tl.store(Z + offs, (mu + tl.exp(0.5 * lv) * eps).to(Z.dtype.element_ty), mask=m)
+            eps = load(EPS, offs, m)
+        tl.store(Z + offs, (load(MU, offs, m) + tl.exp(0.5 * lv) * eps).to(Z.dtype.element_ty), mask=m)
 
     @triton.jit
     def bwd(LV, EPS, G, GLV, GEPS, N, seed, SEEDED: tl.constexpr, NEED_EPS: tl.constexpr,
             lo: tl.constexpr, hi: tl.constexpr, BLOCK: tl.constexpr):
         offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         m = offs < N
-        lv0 = tl.load(LV + offs, mask=m, other=0.0).to(tl.float32)
-        g = tl.load(G + offs, mask=m, other=0.0).to(tl.float32)
+        lv0, g = load(LV, offs, m), load(G, offs, m)
         if SEEDED:
             eps = tl.randn(seed, offs)
         else:
-            eps = tl.load(EPS + offs, mask=m, other=0.0).to(tl.float32)
+            eps = load(EPS, offs, m)
         std = tl.exp(0.5 * clamp(lv0, lo, hi))
         v = tl.where(inside(lv0, lo, hi), 0.5 * g * eps * std, 0.0)
         tl.store(GLV + offs, v.to(GLV.dtype.element_ty), mask=m)
@@ -167,74 +149,58 @@ def _triton_kernels():
 _TBLOCK = 1024
 
 
+def _launch(which, *args, N, **meta):
+    """Run the element-wise Triton kernel ``which`` (0: forward, 1: backward) over N elements."""
+    _triton_kernels()[which][((N + _TBLOCK - 1) // _TBLOCK,)](*args, N, lo=LOGVAR_MIN, hi=LOGVAR_MAX,
+                                                               BLOCK=_TBLOCK, **meta)
+
+
 # ---- layer 2 -----------------------------------------------------------------
-def _check(backend, names, tensors, op=OP):
-    if backend == "numba":
-        B.require_numba(op)
-        check_tensors(op, names, tensors, device_type="cpu")
-    else:
-        B.require_triton(op, tensors[0].device)
-        check_tensors(op, names, tensors, dtypes=B.TRITON_DTYPES)
-
-
 def _seed(seed) -> int:
     if isinstance(seed, torch.Tensor):
         seed = int(seed.item())
     if not isinstance(seed, int) or isinstance(seed, bool) or not (0 <= seed < 2**31):
-        raise InputError(f"reparameterize_seeded: argument 'seed' must be an int in [0, 2**31), got {seed!r}")
+        raise KernelInputError(f"reparameterize_seeded: argument 'seed' must be an int in [0, 2**31), got {seed!r}")
     return seed
 
 
 def forward(mu, logvar, eps, backend):
-    _check(backend, ("mu", "logvar", "eps"), (mu, logvar, eps))
-    m2, l2, e2 = as_rows(mu), as_rows(logvar), as_rows(eps)
+    m2, l2, e2 = B.rows(OP, backend, ("mu", "logvar", "eps"), (mu, logvar, eps))
     z = torch.empty_like(m2)
-    lo, hi = B.logvar_range()
     if m2.numel():
         if backend == "numba":
             k = _fwd_par if m2.numel() >= PARALLEL_MIN else _fwd_ser
-            k(m2.numpy(), l2.numpy(), e2.numpy(), z.numpy(), *B.np_scalars(m2, lo, hi))
+            k(m2.numpy(), l2.numpy(), e2.numpy(), z.numpy(), *B.np_scalars(m2, LOGVAR_MIN, LOGVAR_MAX))
         else:
-            N = m2.numel()
-            _triton_kernels()[0][(triton_grid(N),)](m2, l2, e2, z, N, 0, SEEDED=False, lo=lo, hi=hi, BLOCK=_TBLOCK)
+            _launch(0, m2, l2, e2, z, N=m2.numel(), seed=0, SEEDED=False)
     return B.shaped(z, mu.shape)
-
-
-def triton_grid(N):
-    return (N + _TBLOCK - 1) // _TBLOCK
 
 
 def backward(logvar, eps, g, need_eps, backend):
     """(g_logvar, g_eps or an empty tensor); g_mu is g itself."""
     l2, e2 = as_rows(logvar), as_rows(eps)
     g2 = as_rows(g.to(l2.dtype))
-    n = l2.shape[0]
     glv = torch.empty_like(l2)
-    geps = torch.empty_like(l2) if need_eps else l2.new_empty((n, 0))
-    lo, hi = B.logvar_range()
+    geps = torch.empty_like(l2) if need_eps else l2.new_empty((l2.shape[0], 0))
     if l2.numel():
         if backend == "numba":
             k = _bwd_par if l2.numel() >= PARALLEL_MIN else _bwd_ser
-            gepsn = geps.numpy() if need_eps else np.empty((n, 0), dtype=glv.numpy().dtype)
-            k(l2.numpy(), e2.numpy(), g2.numpy(), glv.numpy(), gepsn, need_eps, *B.np_scalars(l2, lo, hi))
+            k(l2.numpy(), e2.numpy(), g2.numpy(), glv.numpy(), geps.numpy(), need_eps,
+              *B.np_scalars(l2, LOGVAR_MIN, LOGVAR_MAX))
         else:
-            N = l2.numel()
-            _triton_kernels()[1][(triton_grid(N),)](l2, e2, g2, glv, geps if need_eps else glv, N, 0, SEEDED=False,
-                                                    NEED_EPS=need_eps, lo=lo, hi=hi, BLOCK=_TBLOCK)
+            _launch(1, l2, e2, g2, glv, geps if need_eps else glv, N=l2.numel(), seed=0, SEEDED=False,
+                    NEED_EPS=need_eps)
     return B.shaped(glv, logvar.shape), (B.shaped(geps, logvar.shape) if need_eps else geps)
 
 
 def seeded_forward(mu, logvar, seed: int, backend):
-    _check(backend, ("mu", "logvar"), (mu, logvar), op="reparameterize_seeded")
-    m2, l2 = as_rows(mu), as_rows(logvar)
+    m2, l2 = B.rows("reparameterize_seeded", backend, ("mu", "logvar"), (mu, logvar))
     z = torch.empty_like(m2)
-    lo, hi = B.logvar_range()
     if m2.numel():
         if backend == "numba":
-            _seeded_fwd(m2.numpy(), l2.numpy(), z.numpy(), seed, *B.np_scalars(m2, lo, hi))
+            _seeded_fwd(m2.numpy(), l2.numpy(), z.numpy(), seed, *B.np_scalars(m2, LOGVAR_MIN, LOGVAR_MAX))
         else:
-            N = m2.numel()
-            _triton_kernels()[0][(triton_grid(N),)](m2, l2, m2, z, N, seed, SEEDED=True, lo=lo, hi=hi, BLOCK=_TBLOCK)
+            _launch(0, m2, l2, m2, z, N=m2.numel(), seed=seed, SEEDED=True)
     return B.shaped(z, mu.shape)
 
 
@@ -242,14 +208,11 @@ def seeded_backward(logvar, g, seed: int, backend):
     l2 = as_rows(logvar)
     g2 = as_rows(g.to(l2.dtype))
     glv = torch.empty_like(l2)
-    lo, hi = B.logvar_range()
     if l2.numel():
         if backend == "numba":
-            _seeded_bwd(l2.numpy(), g2.numpy(), glv.numpy(), seed, *B.np_scalars(l2, lo, hi))
+            _seeded_bwd(l2.numpy(), g2.numpy(), glv.numpy(), seed, *B.np_scalars(l2, LOGVAR_MIN, LOGVAR_MAX))
         else:
-            N = l2.numel()
-            _triton_kernels()[1][(triton_grid(N),)](l2, l2, g2, glv, glv, N, seed, SEEDED=True, NEED_EPS=False,
-                                                    lo=lo, hi=hi, BLOCK=_TBLOCK)
+            _launch(1, l2, l2, g2, glv, glv, N=l2.numel(), seed=seed, SEEDED=True, NEED_EPS=False)
     return B.shaped(glv, logvar.shape)
 
 
@@ -337,6 +300,7 @@ class Reparameterize(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
+        B.refuse_double_backward(ctx, OP)
         logvar, eps = ctx.saved_tensors
         need_eps = ctx.needs_input_grad[2]
         glv, geps = backward(logvar, eps, g, need_eps, ctx.backend)
@@ -352,6 +316,7 @@ class ReparameterizeSeeded(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
+        B.refuse_double_backward(ctx, "reparameterize_seeded")
         (logvar,) = ctx.saved_tensors
         return g, seeded_backward(logvar, g, ctx.seed, ctx.backend), None, None
 

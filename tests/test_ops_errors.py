@@ -1,4 +1,9 @@
-"""Clear errors for bad inputs and backends, naming the argument; validation toggle."""
+"""Clear errors for bad inputs and backends, naming the argument; validation toggle.
+
+vaebench.ops raises InputError for what it checks on every backend (shape, dtype,
+device agreement; Bernoulli targets under validation); a kernel backend raises
+KernelInputError (InputError's base) for what only it refuses (fp16 on numba, a
+device it does not run on, a bad seed)."""
 
 from __future__ import annotations
 
@@ -7,6 +12,10 @@ import torch
 
 from vaebench import ops
 from vaebench.errors import InputError
+from vaebench.ops_catalog import available_backends
+from vaebench_kernels.errors import KernelInputError
+
+BACKENDS = available_backends("cpu")
 
 
 @pytest.fixture
@@ -41,10 +50,16 @@ def test_wrong_shape_names_argument(backend, validation):
         ops.reparameterize(torch.zeros(4, 3), torch.zeros(4, 2), torch.zeros(4, 3), backend=backend)
 
 
-def test_numba_checks_shape_even_without_validation():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_backend_checks_shape_dtype_device_without_validation(backend):
+    # eager would broadcast (4, 3) with (1, 3) and promote float32 with float64 silently
     assert not ops.get_validation()
     with pytest.raises(InputError, match="'x' has shape"):
-        ops.bernoulli_log_likelihood(torch.zeros(4, 3), torch.zeros(3, 3), backend="numba")
+        ops.bernoulli_log_likelihood(torch.zeros(4, 3), torch.zeros(1, 3), backend=backend)
+    with pytest.raises(InputError, match="'logvar' has dtype float64"):
+        ops.gaussian_kl(torch.zeros(4, 3), torch.zeros(4, 3, dtype=torch.float64), backend=backend)
+    with pytest.raises(InputError, match="'eps' is on meta"):
+        ops.encoder_head(torch.zeros(4, 3), torch.zeros(4, 3), torch.zeros(4, 3, device="meta"), backend=backend)
 
 
 @pytest.mark.parametrize("backend", ["numba", "eager"])
@@ -56,13 +71,13 @@ def test_wrong_dtype_names_argument(backend, validation):
 
 
 def test_numba_rejects_half():
-    with pytest.raises(InputError, match="'mu' has dtype float16"):
+    with pytest.raises(KernelInputError, match="'mu' has dtype float16"):
         ops.gaussian_kl(torch.zeros(2, 2, dtype=torch.half), torch.zeros(2, 2, dtype=torch.half), backend="numba")
 
 
 def test_wrong_device_names_argument(validation):
     meta = torch.zeros(4, 3, device="meta")
-    with pytest.raises(InputError, match="'mu' is on device meta"):
+    with pytest.raises(KernelInputError, match="'mu' is on device meta"):
         ops.gaussian_kl(meta, meta, backend="numba")
     with pytest.raises(InputError, match="'logvar' is on meta"):
         ops.gaussian_kl(torch.zeros(4, 3), meta, backend="eager")
@@ -89,7 +104,7 @@ def test_targets_not_checked_when_validation_off():
 
 
 def test_seed_must_be_int():
-    with pytest.raises(InputError, match="'seed'"):
+    with pytest.raises(KernelInputError, match="'seed'"):
         ops.reparameterize_seeded(torch.zeros(2, 2), torch.zeros(2, 2), -1, backend="numba")
 
 

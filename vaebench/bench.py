@@ -1,8 +1,9 @@
-"""Time the hot-path ops (vaebench.ops) on every backend against eager PyTorch.
+"""Time the hot-path ops (vaebench.ops) on every backend against eager PyTorch
+(the library of ``vaebench bench``, whose options are in vaebench/cli/bench.py).
 
 For each op, size and mode (fwd: forward only; fwdbwd: forward and backward
 under a random upstream gradient) and backend: warm-up calls (these include
-Numba's JIT and torch.compile's compile), then the median of --repeats timed
+Numba's JIT and torch.compile's compile), then the median of the repeated timed
 calls (CUDA events and synchronisation on a GPU). The table gives the time,
 the GB/s of the minimal traffic (each input read once, each output and
 gradient written once), the speed-up against eager and against torch.compile
@@ -13,7 +14,6 @@ Writes <out>/<device>.csv and <out>/<device>.png (seaborn).
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 import os
@@ -24,20 +24,7 @@ import time
 
 from vaebench.errors import VaebenchError
 
-ALL_OPS = ("reparameterize", "gaussian_kl", "encoder_head", "bernoulli_log_likelihood", "gaussian_log_likelihood")
 MODES = ("fwd", "fwdbwd")
-LATENT_SIZES = ((100, 20), (10000, 20))
-DATA_SIZES = ((100, 784), (10000, 784))
-GPU_EXTRA = {"latent": (1_000_000, 20), "data": (100_000, 784)}
-
-# inputs of each op (in call order) and which of them need a gradient
-SPEC = {
-    "reparameterize": (("mu", "logvar", "eps"), ("mu", "logvar")),
-    "gaussian_kl": (("mu", "logvar"), ("mu", "logvar")),
-    "encoder_head": (("mu", "logvar", "eps"), ("mu", "logvar")),
-    "bernoulli_log_likelihood": (("logits", "x"), ("logits",)),
-    "gaussian_log_likelihood": (("mean", "logvar", "x"), ("mean", "logvar")),
-}
 # full-size (B x D) outputs of the forward pass (per-row outputs are counted as B)
 FULL_OUTPUTS = {"reparameterize": 1, "gaussian_kl": 0, "encoder_head": 1,
                 "bernoulli_log_likelihood": 0, "gaussian_log_likelihood": 0}
@@ -45,25 +32,8 @@ FULL_OUTPUTS = {"reparameterize": 1, "gaussian_kl": 0, "encoder_head": 1,
 WRITTEN_GRADS = {"reparameterize": 1}
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ops", nargs="+", default=list(ALL_OPS), metavar="OP",
-                   help=f"ops to time (default: all): {', '.join(ALL_OPS)}")
-    p.add_argument("--backends", nargs="+", default=None, metavar="B",
-                   help="backends (default: eager numba compile on the CPU, eager triton compile on a GPU)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--sizes", nargs="+", default=None, metavar="BxD",
-                   help="sizes as BxD (default: 100x20 10000x20 for the latent ops, "
-                        "100x784 10000x784 for the likelihoods, plus a large size on a GPU)")
-    p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
-    p.add_argument("--repeats", type=int, default=20, help="timed calls per case (median reported)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed calls per case first")
-    p.add_argument("--dtype", default="float32", choices=("float32", "float64", "float16", "bfloat16"))
-    p.add_argument("--out", default="results/kernels", help="folder for <device>.csv and <device>.png")
-    p.add_argument("--note", default="", help="free text stored with the results (e.g. 'machine shared')")
-    p.add_argument("--no-plot", action="store_true", help="skip the PNG")
-
-
-def _parse_size(s: str) -> tuple[int, int]:
+def parse_size(s: str) -> tuple[int, int]:
+    """'BxD' (or 'B,D') as (B, D)."""
     m = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*", s)
     if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
         raise VaebenchError(f"--sizes: {s!r} is not of the form BxD with B, D >= 1 (e.g. 100x784)")
@@ -125,140 +95,128 @@ def _time(fn, device, warmup, repeats):
     return out
 
 
-def _inputs(op, B, D, device, dtype, seed=0):
-    import torch
-    g = torch.Generator(device=device).manual_seed(seed)
-    names, grads = SPEC[op]
-    t = {}
-    for n in names:
-        if n == "x" and op == "bernoulli_log_likelihood":
-            v = (torch.rand(B, D, generator=g, device=device) < 0.3).to(dtype)
-        elif n in ("x", "mean"):
-            v = torch.rand(B, D, generator=g, device=device, dtype=dtype)
-        else:
-            v = torch.randn(B, D, generator=g, device=device, dtype=dtype)
-        t[n] = v.requires_grad_(n in grads)
-    return t
-
-
 def traffic_bytes(op, mode, B, D, itemsize) -> int:
-    names, grads = SPEC[op]
-    n_in = len(names)
-    full = n_in + FULL_OUTPUTS[op]
+    from vaebench.ops_catalog import INPUTS
+    names, grads = INPUTS[op]
+    full = len(names) + FULL_OUTPUTS[op]
     rows = 1 if op != "reparameterize" else 0  # per-row output (kl or ll)
     if mode == "fwdbwd":
         full += WRITTEN_GRADS.get(op, len(grads))
     return (full * B * D + rows * B) * itemsize
 
 
-def _case(op, backend, mode, B, D, device, dtype, warmup, repeats):
+def make_call(op: str, backend: str, mode: str, B: int, D: int, device="cpu", dtype=None):
+    """A call of ``op`` on ``backend`` to time, on inputs of B x D from the catalog: the
+    forward pass under no_grad (mode 'fwd'), or forward and backward under a random upstream
+    gradient ('fwdbwd'). Numba's JIT and torch.compile run on the first call (for 'fwdbwd',
+    in here: one forward pass gives the shapes of the upstream gradients)."""
     import torch
 
     from vaebench import ops
+    from vaebench.ops_catalog import make_inputs
     fn = getattr(ops, op)
-    inp = _inputs(op, B, D, device, dtype)
-    args = list(inp.values())
-    leaves = [v for v in args if v.requires_grad]
+    args = list(make_inputs(op, (B, D), dtype or torch.float32, device, requires_grad=True).values())
     if mode == "fwd":
         def call():
             with torch.no_grad():
                 fn(*args, backend=backend)
-    else:
-        res = fn(*args, backend=backend)
-        outs = res if isinstance(res, tuple) else (res,)
-        g = torch.Generator(device=device).manual_seed(1)
-        ups = [torch.randn(o.shape, generator=g, device=device, dtype=dtype) for o in outs]
+        return call
+    leaves = [a for a in args if a.requires_grad]
+    g = torch.Generator(device=device).manual_seed(1)
+    outs = _outputs(fn(*args, backend=backend))
+    ups = [torch.randn(o.shape, generator=g, device=o.device, dtype=o.dtype) for o in outs]
 
-        def call():
-            r = fn(*args, backend=backend)
-            torch.autograd.grad(r if isinstance(r, tuple) else (r,), leaves, ups)
-    return statistics.median(_time(call, device, warmup, repeats))
+    def call():
+        torch.autograd.grad(_outputs(fn(*args, backend=backend)), leaves, ups)
+    return call
 
 
-def run(args) -> int:
+def _outputs(res):
+    return res if isinstance(res, tuple) else (res,)
+
+
+def run_bench(*, ops=None, backends=None, device=None, sizes=None, modes=MODES, repeats=20, warmup=3,
+              dtype="float32", out="results/kernels", note="", plot=True, log=print) -> list[dict]:
+    """Time ``ops`` (default: every op of the catalog) on ``backends`` (default: those that run
+    on ``device`` here, without the Triton interpreter) against eager, at ``sizes`` (a list of
+    (B, D); default: the catalog's for each op) and write <out>/<device>.csv and .png. Bad
+    arguments raise a one-line VaebenchError before anything is timed."""
     import torch
 
-    from vaebench import ops
+    from vaebench import ops_catalog as cat
+    from vaebench.devices import check_device
     from vaebench.fileio import atomic_path, atomic_write_text
+    from vaebench.runs import check_out_path
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type not in ("cpu", "cuda"):
-        raise VaebenchError(f"--device: {device.type!r} is not supported (cpu or cuda)")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise VaebenchError("--device cuda: no CUDA device is available to this torch build")
-    bad = [o for o in args.ops if o not in ALL_OPS]
+    device = check_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    out = check_out_path(out)
+    ops = list(ops or cat.TENSOR_OPS)
+    bad = [o for o in ops if o not in cat.TENSOR_OPS]
     if bad:
-        raise VaebenchError(f"--ops: unknown op {bad[0]!r}; choose from {', '.join(ALL_OPS)}")
-    backends = args.backends or (["eager", "numba", "compile"] if device.type == "cpu"
-                                 else ["eager", "triton", "compile"])
-    bad = [b for b in backends if b not in ops.BACKENDS]
-    if bad:
-        raise VaebenchError(f"--backends: unknown backend {bad[0]!r}; choose from {', '.join(ops.BACKENDS)}")
-    if device.type == "cpu" and "triton" in backends and os.environ.get("TRITON_INTERPRET", "0") in ("", "0"):
-        raise VaebenchError("--backends triton needs a GPU (--device cuda); on the CPU only under TRITON_INTERPRET=1")
-    if device.type == "cuda" and "numba" in backends:
-        raise VaebenchError("--backends numba runs on the CPU only; use --device cpu")
-    if args.repeats < 1 or args.warmup < 0:
+        raise VaebenchError(f"--ops: unknown op {bad[0]!r}; choose from {', '.join(cat.TENSOR_OPS)}")
+    here = cat.available_backends(device)
+    backends = list(backends or cat.available_backends(device, interpreted=False))
+    for b in backends:
+        if b not in cat.BACKENDS:
+            raise VaebenchError(f"--backends: unknown backend {b!r}; choose from {', '.join(cat.BACKENDS)}")
+        if b not in here:
+            raise VaebenchError(f"--backends {b} does not run on {device.type} here "
+                                f"(these do: {', '.join(here)})")
+    if repeats < 1 or warmup < 0:
         raise VaebenchError("--repeats must be >= 1 and --warmup >= 0")
-    dtype = getattr(torch, args.dtype)
-    sizes = [_parse_size(s) for s in args.sizes] if args.sizes else None
+    torch_dtype = getattr(torch, dtype)
     if "eager" not in backends:
         backends = ["eager", *backends]  # speed-ups are against eager in the same run
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    bw = copy_bandwidth(device, dtype)
+    bw = copy_bandwidth(device, torch_dtype)
     name = device_name(device)
-    print(f"device: {name}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"copy bandwidth {bw:.1f} GB/s; load average {load:.2f}")
-    itemsize = torch.empty(0, dtype=dtype).element_size()
+    log(f"device: {name}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"copy bandwidth {bw:.1f} GB/s; load average {load:.2f}")
+    itemsize = torch.empty(0, dtype=torch_dtype).element_size()
     rows = []
-    for op in args.ops:
-        kind = "latent" if op in ("reparameterize", "gaussian_kl", "encoder_head") else "data"
-        op_sizes = sizes or list(LATENT_SIZES if kind == "latent" else DATA_SIZES) + (
-            [GPU_EXTRA[kind]] if device.type == "cuda" else [])
-        for (B, D) in op_sizes:
-            for mode in args.modes:
+    for op in ops:
+        for (B, D) in sizes or cat.sizes(op, device):
+            for mode in modes:
                 nbytes = traffic_bytes(op, mode, B, D, itemsize)
-                floor_s = nbytes / (bw * 1e9)
                 times = {}
                 for backend in backends:
-                    warm = args.warmup + (2 if backend == "compile" else 0)
+                    warm = warmup + (2 if backend == "compile" else 0)
                     try:
-                        times[backend] = _case(op, backend, mode, B, D, device, dtype, warm, args.repeats)
-                    except Exception as exc:  # a backend that cannot run here: reported, not fatal
-                        print(f"  {op} {B}x{D} {mode} {backend}: skipped ({type(exc).__name__}: {exc})")
+                        call = make_call(op, backend, mode, B, D, device, torch_dtype)
+                        times[backend] = statistics.median(_time(call, device, warm, repeats))
+                    except Exception as exc:  # a backend that cannot run this case: reported, not fatal
+                        log(f"  {op} {B}x{D} {mode} {backend}: skipped ({type(exc).__name__}: {exc})")
                 for backend, t in times.items():
                     rows.append({
                         "op": op, "B": B, "D": D, "size": f"{B}x{D}", "mode": mode, "backend": backend,
-                        "dtype": args.dtype, "ms": t * 1e3, "gbps": nbytes / t / 1e9,
+                        "dtype": dtype, "ms": t * 1e3, "gbps": nbytes / t / 1e9,
                         "speedup_vs_eager": times["eager"] / t if "eager" in times else float("nan"),
                         "speedup_vs_compile": times["compile"] / t if "compile" in times else float("nan"),
-                        "floor_fraction": floor_s / t, "traffic_mb": nbytes / 1e6,
+                        "floor_fraction": nbytes / (bw * 1e9) / t, "traffic_mb": nbytes / 1e6,
                         "device": name, "copy_gbps": bw, "threads": torch.get_num_threads(),
-                        "torch": torch.__version__, "load_avg": load, "repeats": args.repeats,
-                        "note": args.note,
+                        "torch": torch.__version__, "load_avg": load, "repeats": repeats, "note": note,
                     })
     if not rows:
         raise VaebenchError("nothing was timed")
-    table = _format(rows)
-    print(table)
+    log(format_table(rows))
     slug = device_slug(device)
     import pandas as pd
     df = pd.DataFrame(rows)
     buf = io.StringIO()
     df.to_csv(buf, index=False, float_format="%.6g")
-    csv_path = os.path.join(args.out, f"{slug}.csv")
+    csv_path = out / f"{slug}.csv"
     atomic_write_text(csv_path, buf.getvalue())
-    print(f"wrote {csv_path}")
-    if not args.no_plot:
-        png = os.path.join(args.out, f"{slug}.png")
+    log(f"wrote {csv_path}")
+    if plot:
+        png = out / f"{slug}.png"
         with atomic_path(png) as tmp:
             _plot(df, name, tmp)
-        print(f"wrote {png}")
-    return 0
+        log(f"wrote {png}")
+    return rows
 
 
-def _format(rows) -> str:
+def format_table(rows) -> str:
     head = f"{'op':<26}{'size':>11} {'mode':<7}{'backend':<9}{'ms':>10}{'GB/s':>8}{'x eager':>9}{'x compile':>10}{'floor':>7}"
     lines = [head, "-" * len(head)]
     for r in rows:

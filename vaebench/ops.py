@@ -17,10 +17,12 @@ Log-variance is clamped to [LOGVAR_MIN, LOGVAR_MAX] everywhere (gradient zero
 outside the clamp, as torch.clamp's).
 
 Kernel backends live in ``vaebench_kernels`` (``kernels/``) and are imported on
-first use, so this module imports without numba or triton. Validation of the
-inputs (shapes, dtypes, devices on every backend; Bernoulli targets in [0, 1])
-is off by default and costs nothing then: ``set_validation(True)`` or
-VAEBENCH_VALIDATE=1. The kernel backends always check shape, dtype and device.
+first use, so this module imports without numba or triton. Every backend checks
+shape, dtype and device on every call (a few attribute compares; an InputError
+names the argument). The value check (Bernoulli targets in [0, 1]) costs a pass
+over the data and is off by default: ``set_validation(True)`` or VAEBENCH_VALIDATE=1.
+The kernel backends give first derivatives only: a second (backward with
+create_graph=True) raises NotImplementedError; eager and compile give it.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ import os
 import torch
 
 from vaebench.errors import InputError
+from vaebench_kernels.constants import LOGVAR_MAX, LOGVAR_MIN
+from vaebench_kernels.validate import FLOAT_DTYPES, check_tensors, check_unit_interval
 
 BACKENDS = ("eager", "numba", "triton", "compile")
-LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 _LOG_2PI = math.log(2.0 * math.pi)
 
 _default_backend = "eager"
@@ -60,7 +63,7 @@ _validate = os.environ.get("VAEBENCH_VALIDATE", "0") not in ("", "0")
 
 
 def set_validation(on: bool) -> None:
-    """Check every op's inputs (shape, dtype, device; Bernoulli targets in [0, 1])."""
+    """Also check the values of the inputs (Bernoulli targets in [0, 1]) on every call."""
     global _validate
     _validate = bool(on)
 
@@ -172,15 +175,13 @@ def _impl(op: str, backend: str | None):
     return fn
 
 
-def _check_inputs(op, names, tensors):
-    from vaebench_kernels.validate import check_tensors
-    check_tensors(op, names, tensors, dtypes=(torch.float16, torch.bfloat16, torch.float32, torch.float64))
+def _check(op, names, tensors):
+    check_tensors(op, names, tensors, dtypes=FLOAT_DTYPES, error=InputError)
 
 
 def reparameterize(mu, logvar, eps, *, backend=None):
     """z = mu + exp(logvar/2) * eps."""
-    if _validate:
-        _check_inputs("reparameterize", ("mu", "logvar", "eps"), (mu, logvar, eps))
+    _check("reparameterize", ("mu", "logvar", "eps"), (mu, logvar, eps))
     return _impl("reparameterize", backend)(mu, logvar, eps)
 
 
@@ -191,39 +192,39 @@ def reparameterize_seeded(mu, logvar, seed: int, *, backend=None):
     backward instead of storing it; each backend has its own stream. The eager and
     compile backends use a seeded torch.Generator, which torch.compile(fullgraph=True)
     cannot trace: under torch.compile use a kernel backend."""
-    if _validate:
-        _check_inputs("reparameterize_seeded", ("mu", "logvar"), (mu, logvar))
+    _check("reparameterize_seeded", ("mu", "logvar"), (mu, logvar))
     return _impl("reparameterize_seeded", backend)(mu, logvar, seed)
 
 
 def gaussian_kl(mu, logvar, *, backend=None):
     """Per-row KL(N(mu, exp(logvar)) || N(0, I))."""
-    if _validate:
-        _check_inputs("gaussian_kl", ("mu", "logvar"), (mu, logvar))
+    _check("gaussian_kl", ("mu", "logvar"), (mu, logvar))
     return _impl("gaussian_kl", backend)(mu, logvar)
 
 
 def encoder_head(mu, logvar, eps, *, backend=None):
     """(z, kl): reparameterize and gaussian_kl fused (one pass on kernel backends)."""
-    if _validate:
-        _check_inputs("encoder_head", ("mu", "logvar", "eps"), (mu, logvar, eps))
+    _check("encoder_head", ("mu", "logvar", "eps"), (mu, logvar, eps))
     return _impl("encoder_head", backend)(mu, logvar, eps)
 
 
 def bernoulli_log_likelihood(logits, x, *, backend=None):
-    """Per-row sum of log Bernoulli(x | sigmoid(logits)), from the logits."""
-    if _validate:
-        _check_inputs("bernoulli_log_likelihood", ("logits", "x"), (logits, x))
-        if not torch.compiler.is_compiling():
-            from vaebench_kernels.validate import check_unit_interval
-            check_unit_interval("bernoulli_log_likelihood", "x", x)
+    """Per-row sum of log Bernoulli(x | sigmoid(logits)), from the logits.
+
+    Targets should lie in [0, 1]. With validation on (``set_validation``) a target
+    outside it, +-inf included, is an InputError on every backend (NaN passes: NaN in,
+    NaN out). Unchecked, every backend gives eager's IEEE value of
+    -[(1 - x) l + max(-l, 0) + log1p(exp(-|l|))], also for infinite logits or targets
+    (x = +-inf gives the sign of x * l times inf, NaN where l = 0)."""
+    _check("bernoulli_log_likelihood", ("logits", "x"), (logits, x))
+    if _validate and not torch.compiler.is_compiling():
+        check_unit_interval("bernoulli_log_likelihood", "x", x, error=InputError)
     return _impl("bernoulli_log_likelihood", backend)(logits, x)
 
 
 def gaussian_log_likelihood(mean, logvar, x, *, backend=None):
     """Per-row sum of log N(x | mean, exp(logvar))."""
-    if _validate:
-        _check_inputs("gaussian_log_likelihood", ("mean", "logvar", "x"), (mean, logvar, x))
+    _check("gaussian_log_likelihood", ("mean", "logvar", "x"), (mean, logvar, x))
     return _impl("gaussian_log_likelihood", backend)(mean, logvar, x)
 
 
