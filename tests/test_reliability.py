@@ -237,7 +237,7 @@ def test_unwritable_out(tmp_path, capsys):
     ("colour = 3", "unknown key(s) colour"),
     ('algorithm = "mcem"\n[options]\nleapfrogs = 3', "unknown key(s) leapfrogs"),
     ('algorithm = "mcem"\n[options]\nleapfrog = "ten"', "leapfrog must be"),
-    ('algorithm = "aevb"\n[options]\nleapfrog = 3', "takes no options"),
+    ('algorithm = "wake-sleep"\n[options]\nleapfrog = 3', "takes no options"),
 ])
 def test_config_values_are_typed(tmp_path, capsys, toml, message):
     path = tmp_path / "c.toml"
@@ -309,3 +309,10 @@ def test_ctrl_c_while_importing_is_one_line(capsys, monkeypatch):
     monkeypatch.setattr(cli, "command_modules", interrupted)
     assert cli.main(["train", "--help"]) == 130
     assert one_line(capsys.readouterr().err)
+
+
+def test_evaluate_waits_for_no_one_it_refuses_a_locked_run(finished_run, capsys):
+    with lock_folder(finished_run, "vaebench train"):
+        code, _, err = run_cli(capsys, "evaluate", finished_run, "--n-points", "5")
+    assert code == 2 and one_line(err) and "in use by vaebench train" in err, err
+    assert not (finished_run / "marginal_hmc.csv").exists()
