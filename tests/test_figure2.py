@@ -189,14 +189,15 @@ def test_mnist_nz20_short_run_aevb_above_wake_sleep(mnist, tmp_path):
 
 # ---- summarize: CSV, figure, table, provenance ---------------------------------------------
 
-def _fake_run(root, dataset, nz, algorithm, samples, slope, offset):
-    """A run folder whose bound is linear in log10(samples): offset + slope * log10(s)."""
+def _fake_run(root, dataset, nz, algorithm, samples, slope, offset, seed=None):
+    """A run folder whose bound is linear in log10(samples): offset + slope * log10(s); with a
+    ``seed``, <run>_seed<N>/."""
     from vaebench.evaluation import eval_schedule
 
-    folder = RunFolder(root / f"{dataset}_nz{nz}_{algorithm}")
+    folder = RunFolder(root / (f"{dataset}_nz{nz}_{algorithm}" + (f"_seed{seed}" if seed is not None else "")))
     folder.path.mkdir(parents=True)
     folder.write_metrics([
-        {"dataset": dataset, "algorithm": algorithm, "estimator": "B", "nz": nz, "hidden": 500, "seed": 0,
+        {"dataset": dataset, "algorithm": algorithm, "estimator": "B", "nz": nz, "hidden": 500, "seed": seed or 0,
          "samples_seen": s, "split": split, "lower_bound": offset + shift + slope * math.log10(s), "wall_s": i}
         for i, s in enumerate(eval_schedule(samples, 100)) for split, shift in (("train", 1.0), ("test", 0.0))])
     folder.write_info({
@@ -250,6 +251,28 @@ def test_summarize_writes_csv_png_table_provenance(tmp_path):
     prov = json.loads(paths["provenance.json"].read_text())
     assert prov["budget"] == "quick" and prov["runs"]["mnist_nz20_aevb"]["wall_s"] == 12.0
     assert prov["machine"]["cpu"] == "test cpu" and prov["versions"]["torch"] == torch.__version__
+
+
+def test_summarize_over_seeds_gives_mean_spread_and_a_band(tmp_path):
+    for seed, offset in ((0, -245.0), (1, -244.0), (2, -240.0)):
+        _fake_run(tmp_path, "mnist", 20, "aevb", 1_000_000, slope=20.0, offset=offset, seed=seed)
+        _fake_run(tmp_path, "mnist", 20, "wake-sleep", 1_000_000, slope=15.0, offset=offset + 20, seed=seed)
+    paths = pipeline.summarize(STUDY, tmp_path, budget="quick")
+    with open(paths["figure2.csv"]) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["run"] for r in rows[:19]] == ["mnist_nz20_aevb_seed0"] * 18 + ["mnist_nz20_aevb_seed1"]  # seed by seed
+    with open(paths["figure2_table.csv"]) as f:
+        table = list(csv.DictReader(f))
+    row = next(r for r in table if r["algorithm"] == "aevb" and r["split"] == "test" and r["samples"] == "1000000")
+    ours = [-245.0 + 120.0, -244.0 + 120.0, -240.0 + 120.0]
+    assert float(row["ours"]) == pytest.approx(sum(ours) / 3, abs=1e-3) and row["seeds"] == "3"
+    assert float(row["ours_std"]) == pytest.approx(2.6458, abs=1e-3)
+    assert (float(row["ours_min"]), float(row["ours_max"])) == (min(ours), max(ours))
+    assert float(row["difference"]) == pytest.approx(sum(ours) / 3 - float(row["paper"]), abs=1e-3)
+    md = paths["figure2_table.md"].read_text()
+    assert "| MNIST | 20 | AEVB | 1e6 | -123.0 ± 2.6 |" in md and "over 3 seeds" in md
+    assert paths["figure2.png"].stat().st_size > 0
+    assert len(json.loads(paths["provenance.json"].read_text())["runs"]) == 6
 
 
 def test_summarize_without_runs_is_a_one_line_error(tmp_path):

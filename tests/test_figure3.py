@@ -71,8 +71,8 @@ def test_a_bad_config_is_a_one_line_error(tmp_path):
 
 # ---- the summary on fake run folders ----------------------------------------------------------
 
-def fake_run(out: Path, n_train: int, algorithm: str, values: dict, n_points=1000, method="hmc"):
-    folder = RunFolder(out / figure3.run_name(n_train, algorithm))
+def fake_run(out: Path, n_train: int, algorithm: str, values: dict, n_points=1000, method="hmc", seed=None):
+    folder = RunFolder(out / (figure3.run_name(n_train, algorithm) + (f"_seed{seed}" if seed is not None else "")))
     folder.path.mkdir(parents=True, exist_ok=True)
     cfg = RunConfig(algorithm=algorithm, nz=3, hidden=100, n_train=n_train, samples=max(values), snapshots=True)
     folder.write_info({"config": cfg.to_dict(), "status": "finished", "lr": 0.02, "samples_seen": max(values),
@@ -196,3 +196,17 @@ def test_reproduce_end_to_end_on_a_tiny_budget(tmp_path, capsys):
     before = (out / "figure3.csv").read_text()
     assert main(argv) == 0
     assert (out / "figure3.csv").read_text() == before
+
+
+def test_summary_over_seeds(tmp_path):
+    for seed, shift in ((0, 0.0), (1, 1.0), (2, 5.0)):
+        fake_run(tmp_path, 1000, "aevb", {1_000_000: (-128.0 + shift, -146.0 + shift)}, seed=seed)
+    paths = pipeline.summarize(STUDY, tmp_path, budget="medium")
+    with open(paths["figure3_table.csv"]) as f:
+        table = list(csv.DictReader(f))
+    test = next(r for r in table if r["split"] == "test")
+    assert (float(test["ours"]), float(test["ours_min"]), float(test["ours_max"]), test["seeds"]) == (-144.0, -146.0,
+                                                                                                     -141.0, "3")
+    assert "| 1,000 | AEVB | 1e6 | -126.0 ± 2.6 |" in paths["figure3_table.md"].read_text()
+    with open(paths["figure3.csv"]) as f:
+        assert [r["run"] for r in csv.DictReader(f)][:3] == ["ntrain1000_aevb_seed0"] * 2 + ["ntrain1000_aevb_seed1"]

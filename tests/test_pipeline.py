@@ -47,7 +47,7 @@ def trained(monkeypatch) -> list[dict]:
         folder.path.mkdir(parents=True, exist_ok=True)
         folder.write_metrics([{"dataset": cfg.dataset, "algorithm": cfg.algorithm, "estimator": cfg.estimator,
                                "nz": cfg.nz, "hidden": cfg.hidden_units, "seed": cfg.seed, "samples_seen": s,
-                               "split": split, "lower_bound": -200.0 + s / 1e4, "wall_s": 0.1}
+                               "split": split, "lower_bound": -200.0 + s / 1e4 + cfg.seed, "wall_s": 0.1}
                               for s in (500, 1000) for split in ("train", "test")])
         folder.write_info({"config": cfg.to_dict(), "status": "finished", "samples_seen": cfg.samples, "lr": cfg.lr,
                            "train_wall_s": 1.5, "eval_wall_s": 0.5,
@@ -174,6 +174,7 @@ def test_reproduce_summarizes_and_records_the_command(toy, tmp_path, trained, ca
     assert words[:3] == ["vaebench", "reproduce", "figure2"] and "--no-progress" in words
     again = build_parser().parse_args(words[1:])  # the recorded command is a valid command line
     assert (again.jobs, again.threads, again.datasets, again.out, again.config) == (1, 1, "mnist", str(out), str(toy))
+    assert not {"--seeds", "--executor", "--address", "--gpus-per-run"} & set(words)  # as before these options
 
 
 def test_a_failed_run_still_summarizes_the_others(toy, tmp_path, trained, capsys):
@@ -199,3 +200,50 @@ def test_summarize_alone_keeps_the_recorded_command(toy, tmp_path, trained, caps
     with lock_folder(out, "another summary"):
         assert figure2.main([str(out)]) == 2
     one_line_error(capsys, "in use")
+
+
+# ---- seeds ------------------------------------------------------------------------------------
+
+def test_several_seeds_train_every_run_per_seed_and_the_table_is_over_seeds(toy, tmp_path, trained, capsys):
+    out = tmp_path / "out"
+    assert reproduce(toy, out, "--jobs", "1", "--seeds", "0,1,2") == 0
+    assert "figure2, budget quick: 6 runs (3 seeds: 0, 1, 2) into" in capsys.readouterr().out
+    assert [c["run"] for c in trained] == [f"mnist_nz3_{a}_seed{s}" for a in ("aevb", "wake-sleep") for s in (0, 1, 2)]
+    assert RunFolder(out / "mnist_nz3_aevb_seed2").read_config().seed == 2
+    import pandas as pd
+
+    ours = pd.read_csv(out / "figure2.csv")
+    assert list(ours.seed[:4]) == [0, 0, 0, 0] and set(ours.run) == {c["run"] for c in trained}
+    table = pd.read_csv(out / "figure2_table.csv")  # empty: 1,000 samples reach no budget of the paper's table
+    assert table.empty and list(table.columns[5:10]) == ["ours", "ours_std", "ours_min", "ours_max", "seeds"]
+    prov = json.loads((out / "provenance.json").read_text())
+    assert "--seeds 0,1,2" in prov["command"] and len(prov["runs"]) == 6
+
+
+def test_one_seed_keeps_the_run_names_and_several_get_their_own_default_folder(toy, tmp_path, trained, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "figure2", "--config", str(toy), "--no-progress", "--jobs", "1", "--seeds", "4"]) == 0
+    assert RunFolder(tmp_path / "results/figure2/quick/mnist_nz3_aevb").read_config().seed == 4
+    assert main(["reproduce", "figure2", "--config", str(toy), "--no-progress", "--jobs", "1", "--seeds", "0,1"]) == 0
+    assert (tmp_path / "results/figure2/quick_seeds/mnist_nz3_aevb_seed1/run.json").is_file()
+
+
+@pytest.mark.parametrize("seeds", ["0,0", "1,x", "-1", ",", "1.5"])
+def test_bad_seeds_are_one_line_errors(toy, tmp_path, capsys, trained, seeds):
+    assert reproduce(toy, tmp_path / "out", "--seeds", seeds) == 2
+    one_line_error(capsys, "--seeds")
+    assert not trained and not (tmp_path / "out").exists()
+
+
+def test_seed_statistics_of_a_table_per_seed():
+    import pandas as pd
+
+    per_seed = pd.DataFrame({"run": ["a", "a", "a", "b"], "samples": [10, 10, 10, 10], "ours": [1.0, 2.0, 6.0, 5.0],
+                             "paper": [0.0, 0.0, 0.0, 1.0], "difference": [1.0, 2.0, 6.0, 4.0],
+                             "ours_exact": [True, False, True, True]})
+    table = pipeline.seed_statistics(per_seed)
+    assert list(table.columns) == ["run", "samples", "ours", "ours_std", "ours_min", "ours_max", "seeds", "paper",
+                                   "difference", "ours_exact"]
+    a, b = table.to_dict("records")
+    assert (a["ours"], a["ours_std"], a["ours_min"], a["ours_max"], a["seeds"]) == (3.0, 2.6457513110645907, 1.0, 6.0, 3)
+    assert (a["difference"], a["ours_exact"], b["ours"], b["difference"], b["seeds"]) == (3.0, False, 5.0, 4.0, 1)

@@ -110,3 +110,29 @@ def test_run_many_reports_every_failure_after_running_the_others(tmp_path, fake_
     assert [name for name, _ in fake_train] == ["bad1", "ok", "bad2"]
     with pytest.raises(VaebenchError, match="at least 1"):
         runner.run_many([(cfg, tmp_path / "ok")], jobs=1, threads=0)
+
+
+def test_the_driver_shows_one_display_and_a_table_of_the_runs(tmp_path, fake_train, capsys):
+    cfg = RunConfig(samples=1000)
+    with pytest.raises(VaebenchError, match="bad1 failed"):
+        runner.run_many([(cfg, tmp_path / "ok"), (cfg, tmp_path / "bad1")], jobs=1, threads=1, progress=True)
+    out = capsys.readouterr()
+    assert "| ok | not started | 0 |" in out.out and "| bad1 | failed: VaebenchError |" in out.out
+    assert "2/2" in out.err and "failed 1" in out.err
+
+
+def test_the_display_counts_running_runs_and_samples_per_second(tmp_path):
+    from vaebench.runs import LOCK, RunFolder
+
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    folder.write_info({"config": {}, "status": "running", "samples_seen": 1000})
+    board = runner.Board([folder.path, tmp_path / "other"])
+    folder.write_info({"config": {}, "status": "running", "samples_seen": 6000})
+    (folder.path / LOCK).write_text("{}")
+    board.refresh(force=True)
+    running, failed, rate = board.bar.postfix.split(", ")
+    assert (running, failed) == ("running 1", "failed 0") and float(rate.split()[0].replace(",", "")) > 0
+    board.done(folder.path, VaebenchError("x"))
+    assert board.bar.postfix.startswith("running 0, failed 1") and board.bar.n == 1
+    board.close()

@@ -4,15 +4,21 @@ A figure or study subclasses :class:`Study` and says only what is its own: which
 config at a budget), what happens after training (Figure 3: the marginal-likelihood estimates),
 its tidy rows, the comparison with the paper, the table and the plot. The pipeline does the rest:
 
-  reproduce(study, args)   check every option (device, --out, threads, jobs, config, budget)
-                           before anything is written; lock the output folder; train the runs
-                           (vaebench.runner: in parallel, resumable, finished runs skipped); the
+  reproduce(study, args)   check every option (executor, device, --out, threads, jobs, config,
+                           budget, seeds) before anything is written; lock the output folder;
+                           train the runs (vaebench.runner on a vaebench.executors executor:
+                           local processes or Ray tasks, resumable, finished runs skipped); the
                            study's after_training hook; summarize; print the table
   summarize(study, out)    the run folders under ``out`` (whatever exists) into <name>.csv
                            (tidy), <name>_table.md/.csv, <name>.png and provenance.json
                            (machine, versions, command, wall time per run)
   add_arguments(p, study)  the options of ``vaebench reproduce <name>``
   summarize_main(study)    ``python -m vaebench.figures.<name> DIR``
+
+Seeds: ``--seeds 0,1,2`` trains every run once per seed into ``<run>_seed<N>/`` (one seed keeps
+the run's name). The summary's tidy CSV has every seed's rows; the table is the study's compare
+per seed, then the mean, standard deviation, min and max over seeds (``ours`` is the mean); the
+figures draw the seed mean with a min-to-max band.
 
 Configs are ``reproductions/<name>.toml`` (shipped with the package, vaebench.resources):
 ``budgets`` (each with ``samples``: a number, or a table per data set), ``algorithms`` (one table
@@ -23,15 +29,17 @@ per algorithm), optional ``defaults``, and optionally the study's own settings t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import io
+import re
 import shlex
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from vaebench.config import RunConfig, load_toml
+from vaebench.config import MAX_SEED, RunConfig, load_toml
 from vaebench.errors import VaebenchError
 from vaebench.fileio import atomic_write_json, atomic_write_text
 from vaebench.runs import RunFolder, check_out_path, list_runs, lock_folder
@@ -231,17 +239,88 @@ def run_config(conf: dict, budget: str, *layers: dict, algorithm: str, overrides
 
 
 def build_runs(study: Study, conf: dict, budget: str, out: str | Path, overrides: dict | None = None,
-               **selection) -> list[tuple[RunConfig, Path]]:
-    """(config, run folder) of every run of the study at ``budget``: ``<out>/<run name>/``."""
+               seeds: list[int] | None = None, **selection) -> list[tuple[RunConfig, Path]]:
+    """(config, run folder) of every run of the study at ``budget``: ``<out>/<run name>/``, or
+    with several ``seeds`` ``<out>/<run name>_seed<N>/`` for each (one seed: the name as is)."""
     check_budget(conf, budget)
-    return [(cfg, Path(out) / name) for cfg, name in study.run_specs(conf, budget, selection, overrides or {})]
+    return with_seeds([(cfg, Path(out) / name) for cfg, name in study.run_specs(conf, budget, selection, overrides or {})],
+                      seeds)
+
+
+# ---- seeds -------------------------------------------------------------------------------------
+
+_SEED_SUFFIX = re.compile(r"^(.+)_seed(\d+)$")
+
+
+def with_seeds(runs: list[tuple[RunConfig, Path]], seeds: list[int] | None) -> list[tuple[RunConfig, Path]]:
+    """Each run once per seed: ``<name>_seed<N>`` with several seeds; one seed keeps the name
+    (and sets the seed); none keeps the runs as they are."""
+    if not seeds:
+        return runs
+    if len(seeds) == 1:
+        return [(dataclasses.replace(cfg, seed=seeds[0]), out) for cfg, out in runs]
+    return [(dataclasses.replace(cfg, seed=seed), out.with_name(f"{out.name}_seed{seed}"))
+            for cfg, out in runs for seed in seeds]
+
+
+def split_seed(name: str) -> tuple[str, int | None]:
+    """A run folder's name as (the run's name, its seed suffix or None): "a_seed2" -> ("a", 2)."""
+    m = _SEED_SUFFIX.match(name)
+    return (m.group(1), int(m.group(2))) if m else (name, None)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """--seeds: distinct seeds, comma-separated ("0,1,2"); an argparse type."""
+    from vaebench.cli.options import count
+
+    seed = count(0, MAX_SEED, "--seeds")
+    seeds = [seed(word.strip()) for word in text.split(",") if word.strip()]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds takes distinct comma-separated seeds such as 0,1,2, got {text!r}")
+    return seeds
+
+
+def compare(study: Study, ours):
+    """The obtained-against-paper table: study.compare, or with runs of several seeds
+    study.compare per seed and then over seeds (seed_statistics)."""
+    import pandas as pd
+
+    seeds = ours.run.map(lambda run: split_seed(run)[1])
+    if seeds.nunique(dropna=False) <= 1:
+        return study.compare(ours)
+    return seed_statistics(pd.concat([study.compare(g) for _, g in ours.groupby(seeds, dropna=False, sort=True)]))
+
+
+SEED_STATISTICS = ("ours_std", "ours_min", "ours_max", "seeds")
+
+
+def seed_statistics(per_seed):
+    """Rows of ``per_seed`` (one table per seed, concatenated) that differ only in ``ours``
+    (and ``difference``, ``ours_exact``) as one row: ``ours`` their mean, then ``ours_std``
+    (sample standard deviation), ``ours_min``, ``ours_max`` and ``seeds`` (how many have a
+    value); ``difference`` = mean - paper; ``ours_exact`` if exact in every seed."""
+    keys = [c for c in per_seed.columns if c not in ("ours", "difference", "ours_exact")]
+    grouped = per_seed.groupby(keys, sort=False, dropna=False)
+    table = grouped.ours.agg(ours="mean", ours_std="std", ours_min="min", ours_max="max", seeds="count").reset_index()
+    if "ours_exact" in per_seed:
+        table["ours_exact"] = grouped.ours_exact.all().to_numpy()
+    if "paper" in per_seed:
+        table["difference"] = table.ours - table.paper
+    columns = list(per_seed.columns)
+    after = columns.index("ours") + 1
+    return table[columns[:after] + list(SEED_STATISTICS) + columns[after:]]
 
 
 # ---- the summary -----------------------------------------------------------------------------
 
 def study_folders(study: Study, out: str | Path) -> list[RunFolder]:
-    """The study's run folders under ``out``, in the study's order."""
-    found = [(key, f) for f in list_runs(out) if (key := study.run_key(f.name)) is not None]
+    """The study's run folders under ``out`` (with or without a seed suffix), in the study's
+    order, seeds in order."""
+    found = []
+    for folder in list_runs(out):
+        name, seed = split_seed(folder.name)
+        if (key := study.run_key(name)) is not None:
+            found.append(((key, -1 if seed is None else seed), folder))
     return [f for _, f in sorted(found, key=lambda kf: kf[0])]
 
 
@@ -337,7 +416,7 @@ def summarize(study: Study, out: str | Path, *, budget: str | None = None, setti
         raise VaebenchError(f"no {study.title} results ({study.run_pattern} run folders) under {out}")
     paths = output_paths(study, out)
     write_csv(paths[f"{study.name}.csv"], s.ours)
-    table = study.compare(s.ours)
+    table = compare(study, s.ours)
     write_csv(paths[f"{study.name}_table.csv"], table, float_format="%.4f")
     atomic_write_text(paths[f"{study.name}_table.md"], study.table_markdown(table, s))
     study.plot(s.ours, paths[f"{study.name}.png"], budget)
@@ -389,30 +468,63 @@ def written(paths: dict) -> str:
 
 def add_arguments(p: argparse.ArgumentParser, study: Study) -> None:
     """The options of ``vaebench reproduce <study>``: the shared ones and the study's own."""
-    from vaebench.cli.options import count
-
-    before = len(p._actions)  # argparse keeps the actions in order; ours are those added below
     p.add_argument("--budget", default="quick",
                    help=f"a budget of the config: {', '.join(BUDGETS)} (default quick: minutes on a laptop CPU)")
     study.add_arguments(p)
+    add_run_arguments(p, out_help=f"output folder (default results/{study.name}/<budget>, with several --seeds "
+                                  f"results/{study.name}/<budget>_seeds)",
+                      config_help=f"the study's TOML (default: the shipped reproductions/{study.name}.toml)")
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, out_help: str, config_help: str | None = None) -> None:
+    """The options of training many runs (``vaebench reproduce`` and ``vaebench sweep``); then
+    every option of ``p`` is recorded, to write the command into provenance.json."""
+    from vaebench.cli.options import count
+    from vaebench.executors import EXECUTORS, GPUS_PER_RUN
+
     p.add_argument("--jobs", type=count(1, 1024, "--jobs"), default=2,
-                   help="runs trained at once, in separate processes (default 2)")
+                   help="runs trained at once, in separate processes (default 2; --executor ray without "
+                        "--address: a local Ray instance of --jobs x --threads CPUs)")
     p.add_argument("--threads", type=count(1, 1024, "--threads"),
-                   help="torch CPU threads of each run (default: the CPUs divided by --jobs, at least 1)")
+                   help="torch CPU threads of each run (default: the CPUs divided by --jobs, at least 1; "
+                        "--executor ray: 1, and each run asks Ray for as many CPUs)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--backend", default="eager", help="hot-path ops backend (default eager)")
-    p.add_argument("--config", help=f"the study's TOML (default: the shipped reproductions/{study.name}.toml)")
+    if config_help:
+        p.add_argument("--config", help=config_help)
     p.add_argument("--data-dir", dest="data_dir", help="folder with the data files")
-    p.add_argument("--out", help=f"output folder (default results/{study.name}/<budget>)")
+    p.add_argument("--out", help=out_help)
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.add_argument("--seeds", type=parse_seeds,
+                   help="train every run once per seed, e.g. 0,1,2 (several seeds: run folders <run>_seed<N>/, "
+                        "tables give the mean and standard deviation over seeds, figures the mean and a min-to-max "
+                        "band; default: the config's seed)")
+    p.add_argument("--executor", choices=EXECUTORS,
+                   help='where the runs train: local (default: vaebench\'s process pool) or ray (a Ray task per '
+                        'run; pip install "vaebench[cluster]")')
+    p.add_argument("--address", help="--executor ray: the Ray cluster to join (default $RAY_ADDRESS, else a local "
+                                     "Ray instance)")
+    p.add_argument("--gpus-per-run", dest="gpus_per_run", type=gpu_share,
+                   help=f"--executor ray --device cuda: the share of a GPU each run asks for (default {GPUS_PER_RUN})")
     # every option, to write the command into provenance.json
-    p.set_defaults(_options=[(a.option_strings[0], a.dest, a.const is False) for a in p._actions[before:]
-                             if a.option_strings])
+    p.set_defaults(_options=[(a.option_strings[0], a.dest, a.const is False) for a in p._actions
+                             if a.option_strings and a.dest != "help"])
 
 
-def command_line(study: Study, args, out: Path) -> str:
-    """The command equivalent to ``args`` (every option given or defaulted spelled out)."""
-    words = ["vaebench", "reproduce", study.name]
+def gpu_share(text: str) -> float:
+    """--gpus-per-run: a number in (0, 1]; an argparse type."""
+    from vaebench.cli.options import finite_float
+
+    value = finite_float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"--gpus-per-run must be in (0, 1], got {text}")
+    return value
+
+
+def command_line(words: list[str], args, out: Path) -> str:
+    """The command ``words`` (e.g. vaebench reproduce figure2) with every option of ``args``
+    given or defaulted spelled out."""
+    words = list(words)
     for flag, dest, store_false in getattr(args, "_options", []):
         value = getattr(args, dest, None)
         if dest == "out":
@@ -420,39 +532,54 @@ def command_line(study: Study, args, out: Path) -> str:
         elif store_false:
             words += [flag] if value is False else []
         elif value is not None:
-            words += [flag, str(value)]
+            words += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
     return shlex.join(words)
+
+
+def run_overrides(args) -> dict:
+    """The run keys the command line sets for every run."""
+    return {"device": args.device, "backend": args.backend, "data_dir": args.data_dir}
 
 
 def reproduce(study: Study, args) -> int:
     """``vaebench reproduce <study>``: check, lock, train, the study's hook, summarize, print."""
-    from vaebench.devices import check_device
-    from vaebench.runner import default_threads, run_many, torch_threads
+    from vaebench.executors import from_args
 
     # everything is checked before anything is written
-    check_device(args.device)
+    executor = from_args(args)
     conf = load_config(study, args.config)
     check_budget(conf, args.budget)
     selection = study.selection(args, conf)
-    out = check_out_path(args.out if args.out is not None else Path("results") / study.name / args.budget)
-    overrides = {"device": args.device, "backend": args.backend, "data_dir": args.data_dir}
-    runs = build_runs(study, conf, args.budget, out, overrides, **selection)
-    threads = args.threads or default_threads(args.jobs)
-    rep = Reproduction(conf, args.budget, out, runs, study.settings(conf, args.budget), args.jobs, threads,
-                       args.device, args.data_dir, args.progress, command_line(study, args, out))
-    with lock_folder(out, f"vaebench reproduce {study.name}"):
-        print(f"{study.name}, budget {args.budget}: {len(runs)} runs into {out}/ ({args.jobs} at a time, "
-              f"{threads} torch thread{'s' if threads > 1 else ''} each){study.announce(rep)}", flush=True)
+    several = args.seeds is not None and len(args.seeds) > 1
+    out = check_out_path(args.out if args.out is not None
+                         else Path("results") / study.name / (f"{args.budget}_seeds" if several else args.budget))
+    runs = build_runs(study, conf, args.budget, out, run_overrides(args), seeds=args.seeds, **selection)
+    rep = Reproduction(conf, args.budget, out, runs, study.settings(conf, args.budget), args.jobs, executor.threads,
+                       args.device, args.data_dir, args.progress,
+                       command_line(["vaebench", "reproduce", study.name], args, out))
+    return run_study(study, rep, executor, what=f"vaebench reproduce {study.name}", hook_threads=args.threads)
+
+
+def run_study(study: Study, rep: Reproduction, executor, *, what: str, hook_threads: int | None = None) -> int:
+    """Lock the output folder, train the runs on ``executor``, the study's hook (with
+    ``hook_threads`` torch threads, None: all), summarize, print the table."""
+    from vaebench.runner import run_many, torch_threads
+
+    seeds = sorted({cfg.seed for cfg, _ in rep.runs})
+    with executor, lock_folder(rep.out, what):
+        print(f"{study.name}{f', budget {rep.budget}' if rep.budget else ''}: {len(rep.runs)} runs"
+              f"{f' ({len(seeds)} seeds: ' + ', '.join(map(str, seeds)) + ')' if len(seeds) > 1 else ''} into "
+              f"{rep.out}/ ({executor.describe()}){study.announce(rep)}", flush=True)
         t0 = time.perf_counter()
         try:
-            run_many(runs, jobs=args.jobs, threads=threads, progress=args.progress)
-            with torch_threads(args.threads):  # the hook runs alone here: all of torch's threads unless --threads
+            run_many(rep.runs, jobs=rep.jobs, threads=rep.threads, progress=rep.progress, executor=executor)
+            with torch_threads(hook_threads):  # the hook runs alone here: all of torch's threads unless given
                 study.after_training(rep)
         except BaseException:
             _summarize_what_exists(study, rep, round(time.perf_counter() - t0, 1))
             raise
         wall = round(time.perf_counter() - t0, 1)
-        paths = summarize(study, out, budget=args.budget, settings=rep.settings, command=rep.command,
+        paths = summarize(study, rep.out, budget=rep.budget, settings=rep.settings, command=rep.command,
                           reproduce_wall_s=wall)
     print(f"done in {wall:.0f} s; " + written(paths))
     print(paths[f"{study.name}_table.md"].read_text(encoding="utf-8").split("### Every budget")[0].rstrip())
@@ -494,5 +621,6 @@ def summarize_main(study: Study, argv: list[str] | None = None) -> int:
 
 
 __all__ = ["Study", "Summary", "Reproduction", "Config", "BUDGETS", "load_config", "check_budget", "budget_samples",
-           "run_config", "build_runs", "study_folders", "collect", "summarize", "provenance",
-           "reproduce", "add_arguments", "summarize_main", "frame", "write_csv"]
+           "run_config", "build_runs", "with_seeds", "split_seed", "parse_seeds", "compare", "seed_statistics",
+           "study_folders", "collect", "summarize", "provenance", "reproduce", "run_study", "add_arguments",
+           "add_run_arguments", "summarize_main", "frame", "write_csv"]

@@ -1,8 +1,11 @@
-"""Run many training configs, in parallel processes, each resumable; finished runs are skipped.
+"""Run many training configs, each resumable; finished runs are skipped.
 
-Each run gets ``threads`` torch CPU threads (default: the CPUs divided by the jobs). Worker
-processes stop when the process that started them dies (even by SIGKILL): no orphan keeps
-training after ``vaebench reproduce`` is killed.
+Where the runs train is an executor (vaebench.executors): vaebench's own process pool
+(``local``, the default) or Ray tasks (``ray``). Each run gets ``threads`` torch CPU threads
+(local default: the CPUs divided by the jobs). Worker processes of the local pool stop when the
+process that started them dies (even by SIGKILL): no orphan keeps training after ``vaebench
+reproduce`` is killed. The driver shows one progress display for all runs (done, running,
+failed, samples per second overall) and a table of the runs at the end.
 """
 
 from __future__ import annotations
@@ -14,14 +17,14 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
-from vaebench.runs import RunFolder
+from vaebench.runs import LOCK, RunFolder
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PARENT_POLL_S = 0.5
@@ -84,7 +87,8 @@ def worker_pool(jobs: int) -> ProcessPoolExecutor:
                                initargs=(os.getpid(),))
 
 
-def _train_one(cfg_dict: dict, out: str, threads: int | None) -> str:
+def train_task(cfg_dict: dict, out: str, threads: int | None) -> str:
+    """Train (or resume) one run with ``threads`` torch threads: what every executor runs."""
     from vaebench.train import train
 
     with torch_threads(threads):
@@ -95,43 +99,111 @@ def _train_one(cfg_dict: dict, out: str, threads: int | None) -> str:
 # ---- many runs --------------------------------------------------------------------------------
 
 def run_many(runs: list[tuple[RunConfig, Path]], jobs: int = 1, threads: int | None = None,
-             progress: bool = True) -> list[Path]:
-    """Train every (config, run folder) not yet finished, ``jobs`` at a time, each with
-    ``threads`` torch threads (default: default_threads(jobs)); returns the run folders.
+             progress: bool = True, executor="local") -> list[Path]:
+    """Train every (config, run folder) not yet finished; returns the run folders.
 
-    Each run resumes from its checkpoint if one exists, so an interrupted batch picks up where
-    it stopped. A failed run does not stop the others; the failures are raised at the end.
+    ``executor``: "local" (``jobs`` processes at a time, each with ``threads`` torch threads,
+    default default_threads(jobs)), "ray" (Ray tasks, ``threads`` CPUs and torch threads each,
+    default 1), or an executor object of vaebench.executors. Each run resumes from its
+    checkpoint if one exists, so an interrupted batch picks up where it stopped. A failed run
+    does not stop the others; the failures are raised at the end.
     """
+    from vaebench.executors import make
+
     if jobs < 1 or (threads is not None and threads < 1):
         raise VaebenchError(f"jobs and threads must be at least 1, got jobs={jobs}, threads={threads}")
-    threads = threads or default_threads(jobs)
     todo = [(cfg.check(), Path(out)) for cfg, out in runs if not RunFolder(out).is_finished(cfg)]
     skipped = len(runs) - len(todo)
     if skipped and progress:
         print(f"{skipped} of {len(runs)} runs already finished; skipping them "
               "(pass another --out for a fresh reproduction)")
-    failed = []
-    bar = tqdm(total=len(todo), unit="run", desc="runs", disable=not progress or not todo)
-    if jobs <= 1 or len(todo) <= 1:
-        for cfg, out in todo:
-            bar.set_postfix_str(out.name)
-            try:
-                _train_one(cfg.to_dict(), str(out), threads)
-            except Exception as exc:  # noqa: BLE001 -- reported with the others below
-                failed.append((out, exc))
-            bar.update()
-    elif todo:
-        with worker_pool(min(jobs, len(todo))) as pool:
-            futures = {pool.submit(_train_one, cfg.to_dict(), str(out), threads): out for cfg, out in todo}
-            for fut in as_completed(futures):
-                if fut.exception() is not None:
-                    failed.append((futures[fut], fut.exception()))
-                bar.set_postfix_str(futures[fut].name)
-                bar.update()
-    bar.close()
+    failed = {}
+    board = Board([out for _, out in todo], progress)
+    with contextlib.ExitStack() as stack:
+        if isinstance(executor, str):
+            executor = stack.enter_context(make(executor, jobs=jobs, threads=threads))
+        try:
+            events = stack.enter_context(contextlib.closing(executor.results(todo)))
+            for event in events:  # (run folder, its error or None) as runs end; None now and then
+                if event is not None:
+                    out, error = event
+                    if error is not None:
+                        failed[out] = error
+                    board.done(out, error)
+                board.refresh()
+        finally:
+            board.close()
+            if progress and runs:
+                print(run_table([out for _, out in runs], failed), flush=True)
     if len(failed) == 1:
-        raise failed[0][1]
+        raise next(iter(failed.values()))
     if failed:
         raise VaebenchError(f"{len(failed)} of {len(todo)} runs failed: "
-                            + "; ".join(f"{out.name}: {type(exc).__name__}: {exc}" for out, exc in failed))
+                            + "; ".join(f"{out.name}: {type(exc).__name__}: {exc}" for out, exc in failed.items()))
     return [Path(out) for _, out in runs]
+
+
+# ---- what the driver shows ----------------------------------------------------------------------
+
+REFRESH_S = 1.0
+
+
+def _info(out: Path) -> dict:
+    """A run's run.json ({} if none yet or unreadable)."""
+    try:
+        return RunFolder(out).read_info(missing_ok=True) or {}
+    except VaebenchError:
+        return {}
+
+
+def _samples(out: Path) -> int:
+    return _info(out).get("samples_seen") or 0
+
+
+class Board:
+    """One progress display for many runs: done / running / failed and the samples per second
+    of all of them together (from each run.json, on the driver's view of the run folders; a
+    run is running while its folder is locked)."""
+
+    def __init__(self, outs: list[Path], enabled: bool = True):
+        self.outs, self.enabled, self.ended, self.failed = outs, enabled and bool(outs), set(), 0
+        self.start = {out: _samples(out) for out in outs} if self.enabled else {}
+        self.seen = dict(self.start)
+        self.t0 = self.last = time.monotonic()
+        self.bar = tqdm(total=len(outs), unit="run", desc="runs", disable=not self.enabled)
+
+    def done(self, out: Path, error: BaseException | None) -> None:
+        if self.enabled:
+            self.seen[out] = _samples(out)  # its last count
+        self.ended.add(out)
+        self.failed += error is not None
+        self.bar.update()
+        self.refresh(force=True)
+
+    def refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self.last < REFRESH_S):
+            return
+        self.last = now
+        going = [out for out in self.outs if out not in self.ended]
+        self.seen.update({out: _samples(out) for out in going})
+        running = sum(1 for out in going if (out / LOCK).exists())
+        samples = sum(max(0, self.seen[out] - self.start[out]) for out in self.outs)
+        self.bar.set_postfix_str(f"running {running}, failed {self.failed}, "
+                                 f"{samples / max(now - self.t0, 1e-9):,.0f} samples/s")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_table(outs: list[Path], failed: dict) -> str:
+    """The runs at the end: status, samples, wall time, samples/s and the final test bound."""
+    lines = ["| run | status | samples | wall s | samples/s | final test bound |", "|---|---|---:|---:|---:|---:|"]
+    for out in outs:
+        info = _info(out)
+        status = f"failed: {type(failed[out]).__name__}" if out in failed else info.get("status", "not started")
+        wall = (info.get("train_wall_s") or 0) + (info.get("eval_wall_s") or 0)
+        test = (info.get("final") or {}).get("test")
+        lines.append(f"| {out.name} | {status} | {info.get('samples_seen') or 0:,} | {wall:,.0f} | "
+                     f"{info.get('samples_per_s') or 0:,.0f} | {'' if test is None else f'{test:.2f}'} |")
+    return "\n".join(lines)

@@ -84,6 +84,13 @@ def format_value(v, digits: int = 1) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
+def format_spread(row, digits: int = 1) -> str:
+    """A table row's ``ours``, with " ± <ours_std>" where it is a mean over seeds."""
+    std = getattr(row, "ours_std", None)
+    spread = "" if std is None or math.isnan(std) else f" ± {std:.{digits}f}"
+    return format_value(row.ours, digits) + spread
+
+
 # ---- the obtained-against-paper table --------------------------------------------------------
 
 def comparison_markdown(table, *, title: str, budget: str | None, run_keys: list[str], columns: list[tuple],
@@ -111,7 +118,7 @@ def comparison_markdown(table, *, title: str, budget: str | None, run_keys: list
                     cells += ["", "", ""]
                     continue
                 r = next(r.itertuples())
-                cells += [format_value(r.ours), paper_cell(r),
+                cells += [format_spread(r), paper_cell(r),
                           f"{r.difference:+.1f}" if not math.isnan(r.difference) else "n/a"]
             out.append("| " + " | ".join(cells) + " |")
         return out
@@ -121,6 +128,9 @@ def comparison_markdown(table, *, title: str, budget: str | None, run_keys: list
     lines += [f"### At the largest {largest} budget each run reached", "", head, sep, *rows(table[table.samples == last]), ""]
     if table.samples.nunique() > 1:
         lines += ["### Every budget reached", "", head, sep, *rows(table), ""]
+    if "ours_std" in table:
+        note += (f" Ours over {int(table.seeds.max())} seeds: their mean ± standard deviation (Δ: the mean − paper); "
+                 "the figure draws the mean, with a band from the lowest seed to the highest.")
     return "\n".join(lines + [note, ""])
 
 
@@ -136,13 +146,28 @@ def new_figure(nrows: int, ncols: int, figsize):
     return plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
 
 
-def draw_curves(ax, df, y: str, colors: dict, fallback: str = "k", x_scale: float = 1.0, **style) -> None:
-    """One line per (algorithm, split) of ``df``: x = samples_seen / x_scale, the algorithm's
-    colour (else ``fallback``), the split's line style (train solid, test dashed)."""
-    for (alg, split), g in df.groupby(["algorithm", "split"]):
+def draw_curves(ax, df, y: str, colors: dict, fallback: str = "k", x_scale: float = 1.0, by: str = "algorithm",
+                **style) -> None:
+    """One line per (``by``, split) of ``df``: x = samples_seen / x_scale, the colour of its
+    ``by`` value (else ``fallback``), the split's line style (train solid, test dashed). Where
+    ``df`` has several runs (seeds) of a line, their mean over a band from their min to max."""
+    for (key, split), g in df.groupby([by, "split"]):
+        color = colors.get(key, fallback)
+        if "run" in g and g.run.nunique() > 1:
+            g = g.groupby("samples_seen")[y].agg(["mean", "min", "max"]).reset_index().rename(columns={"mean": y})
+            x = g.samples_seen / x_scale
+            ax.fill_between(x, g["min"], g["max"], color=color, alpha=0.2, lw=0, zorder=style.get("zorder", 2) - 0.5)
         g = g.sort_values("samples_seen")
-        ax.plot(g.samples_seen / x_scale if x_scale != 1.0 else g.samples_seen, g[y], color=colors.get(alg, fallback),
+        ax.plot(g.samples_seen / x_scale if x_scale != 1.0 else g.samples_seen, g[y], color=color,
                 ls=LINESTYLES[split], **style)
+
+
+def seeds_title(ours) -> str:
+    """A figure title's note on seeds: "" for one, else ", N seeds (mean, min-max band)"."""
+    from vaebench.pipeline import split_seed
+
+    n = ours.run.map(lambda run: split_seed(run)[1]).nunique(dropna=False)
+    return f", {n} seeds (mean, min-max band)" if n > 1 else ""
 
 
 def legend_handles(algorithms, ours_lw: float = 1.6, paper_lw: float = 1.0) -> list:

@@ -1,8 +1,8 @@
 """Figure 2 of the paper: AEVB against wake-sleep, lower bound against training samples.
 
 ``vaebench reproduce figure2`` trains the 18 runs (9 panels x 2 algorithms) of
-``reproductions/figure2.toml`` at a budget into ``<out>/<dataset>_nz<N>_<algorithm>/``, then
-writes (vaebench.pipeline)
+``reproductions/figure2.toml`` at a budget into ``<out>/<dataset>_nz<N>_<algorithm>/`` (with
+``--seeds 0,1,2``: ``..._seed<N>/``, summarized over seeds), then writes (vaebench.pipeline)
 
   figure2.csv        every run's curves, tidy (one row per run, evaluation point and split)
   figure2.png        the paper's layout (MNIST row of 5 panels, Frey Face row of 4), ours
@@ -25,7 +25,7 @@ from vaebench import pipeline
 from vaebench.errors import VaebenchError
 from vaebench.figures.common import (ALGORITHM_LABELS, COLORS, PAPER_COLORS, comparison_markdown, draw_curves, format_value,
                                      interpolate, legend_handles, new_figure, paper_value as _paper_value, ranks,
-                                     read_paper_csv, save_figure)
+                                     read_paper_csv, save_figure, seeds_title)
 from vaebench.runs import METRIC_COLUMNS
 
 ALGORITHMS = ("aevb", "wake-sleep")
@@ -63,7 +63,7 @@ class Figure2(pipeline.Study):
     algorithms = ALGORITHMS
     columns = ("budget", "dataset", "algorithm", "estimator", "nz", "hidden", "seed", "samples_seen", "split",
                "lower_bound", "wall_s", "lr", "status", "run")
-    row_order = ("dataset", "nz", "algorithm", "samples_seen", "split")
+    row_order = ("dataset", "nz", "algorithm", "seed", "samples_seen", "split")
     row_ranks = {"dataset": ranks(*PANELS), "algorithm": ranks(*ALGORITHMS), "split": ranks("train", "test")}
 
     # ---- the config and the runs
@@ -182,7 +182,8 @@ class Figure2(pipeline.Study):
                     ax.set_xlabel("# training samples evaluated", fontsize=9)
         h = fig.get_figheight()
         title = "Figure 2 (Kingma & Welling 2013): ours against the paper's curves"
-        fig.suptitle(title + (f" — budget: {budget}" if budget else ""), fontsize=10, y=1 - 0.08 / h, va="top")
+        fig.suptitle(title + (f" — budget: {budget}" if budget else "") + seeds_title(ours), fontsize=10,
+                     y=1 - 0.08 / h, va="top")
         wide = fig.get_figwidth() >= 9  # the legend on one line, else two
         fig.legend(handles=legend_handles(ALGORITHMS, paper_lw=0.9), loc="upper center", ncol=6 if wide else 3,
                    fontsize=8, frameon=False, bbox_to_anchor=(0.5, 1 - 0.3 / h))

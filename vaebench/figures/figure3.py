@@ -3,9 +3,10 @@
 N_train = 1,000 and 50,000, train and test.
 
 ``vaebench reproduce figure3`` trains the 6 runs of ``reproductions/figure3.toml`` at a budget
-into ``<out>/ntrain<N>_<algorithm>/`` with snapshots, estimates the marginal likelihood at each
-snapshot with the appendix D estimator (vaebench.estimates; written beside each run as
-``marginal_hmc.csv``, resumable), then writes (vaebench.pipeline)
+into ``<out>/ntrain<N>_<algorithm>/`` (``..._seed<N>/`` with several --seeds) with snapshots,
+estimates the marginal likelihood at each snapshot with the appendix D estimator
+(vaebench.estimates; written beside each run as ``marginal_hmc.csv``, resumable), then writes
+(vaebench.pipeline)
 
   figure3.csv        tidy: one row per run, snapshot and split
   figure3.png        the paper's layout (two panels, N_train = 1000 and 50000; linear x axis;
@@ -28,7 +29,7 @@ from vaebench import pipeline
 from vaebench.errors import VaebenchError
 from vaebench.figures.common import (ALGORITHM_LABELS, COLORS, PAPER_COLORS, comparison_markdown, draw_curves,
                                      format_samples, format_value, interpolate, legend_handles, new_figure,
-                                     paper_value as _paper_value, ranks, read_paper_csv, save_figure)
+                                     paper_value as _paper_value, ranks, read_paper_csv, save_figure, seeds_title)
 from vaebench.runs import RunFolder
 
 N_TRAIN = (1000, 50000)
@@ -86,7 +87,7 @@ class Figure3(pipeline.Study):
     columns = ("budget", "n_train", "algorithm", "samples_seen", "split", "marginal_log_likelihood", "stderr",
                "method", "n_points", "samples_per_point", "leapfrog", "burn_in", "thin", "seed", "mean_accept",
                "lr", "status", "run")
-    row_order = ("n_train", "algorithm", "samples_seen", "split")
+    row_order = ("n_train", "algorithm", "run", "samples_seen", "split")
     row_ranks = {"algorithm": ranks(*ALGORITHMS), "split": ranks("train", "test")}
     settings_table, settings_defaults = "marginal", MARGINAL_DEFAULTS
 
@@ -209,7 +210,7 @@ class Figure3(pipeline.Study):
         for ax, n in zip(axes[0], panels):
             _panel(ax, ours[ours.n_train == n], curves[(curves.n_train == n) & curves.shown_in_figure.astype(bool)], n)
         title = "Figure 3 (Kingma & Welling 2013), N_z = 3:\nours against the paper's curves"
-        fig.suptitle(title + (f" (budget: {budget})" if budget else ""), fontsize=10)
+        fig.suptitle(title + (f" (budget: {budget})" if budget else "") + seeds_title(ours), fontsize=10)
         fig.legend(handles=legend_handles(ALGORITHMS), loc="lower center", ncol=4, fontsize=8, frameon=False)
         fig.tight_layout(rect=(0, 0.12, 1, 0.95))
         save_figure(fig, path)
