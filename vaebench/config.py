@@ -25,6 +25,9 @@ DATASET_DEFAULTS = {  # the paper's hidden units per data set (section 5)
 DATASETS = tuple(DATASET_DEFAULTS)
 PAPER_STEP_SIZES = (0.01, 0.02, 0.1)
 ESTIMATORS = ("A", "B", "score")
+# AEVB's latent families (registry keys of vaebench.families; vaebench.models): the posterior
+# q(z|x) and the prior p(z). gaussian/gaussian is the paper's model (the fused ops path).
+LATENT_FAMILIES = ("gaussian", "laplace", "logistic", "student-t", "lognormal", "gamma-implicit")
 ALGORITHMS = ("aevb", "wake-sleep", "mcem")
 BINARIZE = ("none", "static", "dynamic")
 DREAMS = ("sample", "mean")
@@ -64,7 +67,32 @@ class MCEMOptions:
         _need(0 <= self.adapt_rate <= 1, f"mcem option adapt_rate must be in [0, 1], got {self.adapt_rate}")
 
 
-ALGORITHM_OPTIONS = {"aevb": NoOptions, "wake-sleep": NoOptions, "mcem": MCEMOptions}
+# ---- full VB (appendix F; vaebench.algorithms.full_vb) ---------------------- [full-vb block]
+# q(theta) = N(mu, diag sigma^2) over the decoder's parameters, sigma = softplus(rho) or exp(rho).
+# Its settings are AEVB's options, taken by theta = "vb" runs only. The appendix F estimator is
+# the run's `estimator`: A (all terms sampled) is eq. F.10, B (the four Gaussian terms analytic)
+# is eq. F.12; the score-function estimator has no VB form here.
+SIGMA_PARAMS = ("softplus", "log")
+VB_ESTIMATORS = {"A": "F.10", "B": "F.12"}
+
+
+@dataclass(frozen=True)
+class VBOptions:
+    """theta = vb: the initial sigma_theta, its parameterisation and the KL warm-up."""
+    sigma_init: float = 1e-3        # ours: sigma_theta of every decoder parameter at the start
+    sigma_param: str = "softplus"   # ours: sigma = softplus(rho) ("log": sigma = exp(rho))
+    kl_warmup: int = 0              # ours: samples over which KL(q(theta)||p(theta)) / N ramps in from 0
+
+    def check(self):
+        _need(math.isfinite(self.sigma_init) and 0 < self.sigma_init <= 10,
+              f"vb option sigma_init (the initial sigma_theta) must be in (0, 10], got {self.sigma_init}")
+        _need(self.sigma_param in SIGMA_PARAMS,
+              f"unknown vb option sigma_param {self.sigma_param!r}; choose one of {', '.join(SIGMA_PARAMS)}")
+        _need(0 <= self.kl_warmup <= 10**11, f"vb option kl_warmup must be a number of samples >= 0, got {self.kl_warmup}")
+# ---- [end full-vb block] -------------------------------------------------------------------------
+
+
+ALGORITHM_OPTIONS = {"aevb": VBOptions, "wake-sleep": NoOptions, "mcem": MCEMOptions}
 
 
 # ---- the typed checker -----------------------------------------------------------------------
@@ -119,7 +147,10 @@ def typed(cls, values: dict, where: str = ""):
 class RunConfig:
     dataset: str = "mnist"
     algorithm: str = "aevb"
-    estimator: str = "B"          # SGVB estimator for AEVB: A, B (analytic KL) or score
+    estimator: str = "auto"       # SGVB estimator for AEVB: A, B (analytic KL) or score; check() resolves
+                                  # auto to B where KL(q || p) is closed form (the paper's model), else A
+    posterior: str = "gaussian"   # AEVB: the family of q(z|x) (LATENT_FAMILIES)
+    latent_prior: str = "gaussian"  # AEVB: the family of p(z) (paper: N(0, I)); `prior` is the legacy theta key
     nz: int = 20
     hidden: int | None = None     # None: the paper's (500 MNIST, 200 Frey Face)
     samples: int = 1_000_000      # budget in training samples evaluated
@@ -158,8 +189,10 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def identity(self) -> dict:
-        """The settings that make two runs the same run (everything but RESUMABLE_OVERRIDES)."""
-        return {k: v for k, v in self.to_dict().items() if k not in self.RESUMABLE_OVERRIDES}
+        """The settings that make two runs the same run (everything but RESUMABLE_OVERRIDES; the
+        latent families only when not the paper's, so older checkpoints keep their identity)."""
+        return {k: v for k, v in self.to_dict().items() if k not in self.RESUMABLE_OVERRIDES
+                and not (k in ("posterior", "latent_prior") and v == "gaussian")}
 
     @property
     def prior(self) -> bool:
@@ -184,6 +217,12 @@ class RunConfig:
         need = _need
         need(self.dataset in DATASET_DEFAULTS, f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
         need(self.algorithm in ALGORITHMS, f"unknown algorithm {self.algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+        from vaebench.models import check_latent  # the models module owns the latent families
+
+        self.estimator = check_latent(self.posterior, self.latent_prior, self.estimator)  # auto -> B or A
+        need(self.posterior == self.latent_prior == "gaussian" or (self.algorithm == "aevb" and self.theta != "vb"),
+             f"posterior {self.posterior!r} / prior {self.latent_prior!r}: non-Gaussian latent families are "
+             f"implemented for algorithm aevb with theta map or ml, not {self.algorithm} with theta {self.theta}")
         need(self.estimator in ESTIMATORS, f"unknown estimator {self.estimator!r}; choose one of {', '.join(ESTIMATORS)}")
         need(1 <= self.nz <= 1000, f"--nz must be an integer in [1, 1000], got {self.nz}")
         need(self.hidden is None or 1 <= self.hidden <= 100_000, f"--hidden must be in [1, 100000], got {self.hidden}")
@@ -210,6 +249,13 @@ class RunConfig:
         need(self.backend in BACKENDS, f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         need(math.isfinite(self.checkpoint_every_s) and self.checkpoint_every_s >= 0,
              f"checkpoint_every_s must be a number of seconds >= 0, got {self.checkpoint_every_s}")
+        if self.theta == "vb":  # [full-vb block]
+            need(self.algorithm == "aevb", f"theta vb (appendix F) is implemented for algorithm aevb, not {self.algorithm}")
+            need(self.estimator in VB_ESTIMATORS, f"theta vb takes estimator A (eq. F.10) or B (eq. F.12), "
+                                                  f"not {self.estimator!r}")
+        elif self.algorithm == "aevb" and self.options:
+            need(False, f"[options] of aevb ({', '.join(sorted(self.options))}) are those of theta = vb; "
+                        f"this run has theta = {self.theta}")
         opts = self.algorithm_options
         if hasattr(opts, "check"):
             opts.check()

@@ -16,6 +16,7 @@ import torch
 
 from vaebench import marginal
 from vaebench.errors import VaebenchError
+from vaebench.models import POSITIVE_FAMILIES
 from vaebench.runs import MARGINAL_METHODS, MARGINAL_SETTING_KEYS, RunFolder
 
 # the defaults of the estimate (the paper's where it states them; see vaebench.marginal)
@@ -28,12 +29,14 @@ LIMITS = {"n_points": 10**6, "k": 10**6, "samples_per_point": 10**5, "leapfrog":
 
 
 def build_run_model(cfg, x_dim: int, likelihood: str):
-    """The model of a run's config (with an encoder only if its algorithm trains one)."""
+    """The model of a run's config (with an encoder only if its algorithm trains one), with the
+    run's latent families (its posterior is the importance sampler's proposal)."""
     from vaebench.algorithms import algorithm_class
     from vaebench.models import build_model
 
     return build_model(x_dim, cfg.nz, cfg.hidden_units, likelihood,
-                       encoder=algorithm_class(cfg.algorithm).needs_encoder)
+                       encoder=algorithm_class(cfg.algorithm).needs_encoder,
+                       posterior=cfg.posterior, prior=cfg.latent_prior)
 
 
 def _same_settings(row: dict, settings: dict) -> bool:
@@ -73,6 +76,9 @@ def evaluate_run(run_dir, *, method: str = "hmc", splits=("train", "test"), n_po
     cfg = folder.read_config()
     if method == "importance" and not algorithm_class(cfg.algorithm).needs_encoder:
         raise VaebenchError(f"{folder.path}: {cfg.algorithm} trains no encoder; use --method hmc")
+    if method == "hmc" and cfg.latent_prior in POSITIVE_FAMILIES:
+        raise VaebenchError(f"{folder.path}: HMC moves z on the real line, but prior {cfg.latent_prior!r} lives on "
+                            "z > 0; use --method importance")
     device = check_device(device)
     with folder.lock("vaebench evaluate"):
         params = folder.parameters(snapshot, min_samples)

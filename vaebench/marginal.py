@@ -23,7 +23,8 @@ Appendix D estimator (``hmc_log_marginal``), per datapoint:
 Importance sampling (``importance_log_marginal``): with the trained encoder q(z|x) as the
 proposal, log p(x) ≈ logmeanexp_k [log p(x, z_k) - log q(z_k|x)], z_k ~ q(z|x), k = 1000 by
 default, with the delta-method standard error; batched so memory stays bounded. A lower
-bound in expectation (Jensen), valid at any N_z.
+bound in expectation (Jensen), valid at any N_z. A non-Gaussian encoder (vaebench.models.
+FamilyEncoder) proposes from its own family, by its registry construction and density.
 """
 
 from __future__ import annotations
@@ -208,7 +209,9 @@ def initial_z(model, x, *, n_prior: int = 200, generator=None):
     with torch.no_grad():
         cands = torch.randn((n_prior, x.shape[0], nz), generator=generator, dtype=x.dtype, device=x.device)
         if getattr(model, "encoder", None) is not None:
-            cands = torch.cat([model.encoder(x)[0].unsqueeze(0).to(x.dtype), cands])
+            q = model.encoder(x)
+            centre = model.encoder.latent.location(q) if isinstance(q, dict) else q[0]  # a family's, or mu
+            cands = torch.cat([centre.unsqueeze(0).to(x.dtype), cands])
         lp = torch.cat([model.log_joint(x, c) for c in cands.split(20)])  # (C, n)
         best = lp.argmax(0)
         return cands[best, torch.arange(x.shape[0], device=x.device)]
@@ -271,6 +274,7 @@ def importance_log_marginal(model, x: torch.Tensor, *, k: int = DEFAULT_K, gener
     per_sample = max(1, x_dim)
     k_chunk = max(1, min(k, max_elements // per_sample))
     n_chunk = max(1, max_elements // (per_sample * k_chunk))
+    families = getattr(model, "uses_families", False)
     was_training = model.training
     model.eval()
     out, ses = [], []
@@ -278,18 +282,24 @@ def importance_log_marginal(model, x: torch.Tensor, *, k: int = DEFAULT_K, gener
         with torch.no_grad():
             for start in range(0, x.shape[0], n_chunk):
                 xb = x[start:start + n_chunk]
-                mu, logvar = model.encoder(xb)
-                std = torch.exp(0.5 * logvar.clamp(-30, 20))
                 parts = []
-                for k0 in range(0, k, k_chunk):
-                    kk = min(k_chunk, k - k0)
-                    eps = torch.randn((kk, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
-                    z = mu + std * eps
-                    parts.append(model.log_joint(xb, z) - model.encoder.log_prob(z, mu, logvar))
+                if families:  # the encoder's registry family as the proposal
+                    q = model.encoder(xb)
+                    for k0 in range(0, k, k_chunk):
+                        z = model.encoder.rsample(q, model.encoder.sample_eps(q, min(k_chunk, k - k0), generator))
+                        parts.append(model.log_joint(xb, z) - model.encoder.log_prob(z, q))
+                else:
+                    mu, logvar = model.encoder(xb)
+                    std = torch.exp(0.5 * logvar.clamp(-30, 20))
+                    for k0 in range(0, k, k_chunk):
+                        kk = min(k_chunk, k - k0)
+                        eps = torch.randn((kk, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
+                        z = mu + std * eps
+                        parts.append(model.log_joint(xb, z) - model.encoder.log_prob(z, mu, logvar))
                 lme, se = _logmeanexp_with_stderr(torch.cat(parts))
                 out.append(lme)
                 ses.append(se)
     finally:
         model.train(was_training)
-    return MarginalEstimate(torch.cat(out), torch.cat(ses), {"method": "importance", "k": k,
-                                                             "proposal": "the trained encoder q(z|x)"})
+    proposal = f"the trained encoder q(z|x) ({model.encoder.latent.name})" if families else "the trained encoder q(z|x)"
+    return MarginalEstimate(torch.cat(out), torch.cat(ses), {"method": "importance", "k": k, "proposal": proposal})

@@ -85,6 +85,7 @@ class Study:
     """
 
     name: str = ""                # the CLI name, the config (reproductions/<name>.toml), the output prefix
+    config_name: str = ""         # another study's config to use instead (its runs, the same settings)
     title: str = ""               # "Figure 2", in messages and headings
     description: str = ""         # one line for ``vaebench reproduce --help``
     run_pattern: str = ""         # its run folders' names, for messages: "<dataset>_nz<N>_<algorithm>/"
@@ -172,7 +173,7 @@ def load_config(study: Study, path: str | Path | None = None) -> Config:
     """The study's config (``reproductions/<name>.toml`` unless ``path``), checked."""
     from vaebench.resources import config_path
 
-    path = config_path(study.name, path)
+    path = config_path(study.config_name or study.name, path)
     conf = Config(load_toml(path))
     conf.path, conf.settings_table = path, study.settings_table
     for key in ("budgets", "algorithms"):

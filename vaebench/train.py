@@ -83,10 +83,17 @@ class Trainer:
         self.test_x = self.data.test.to(device)
         init_gen = torch.Generator().manual_seed(cfg.seed)
         cls = algorithm_class(cfg.algorithm)
-        self.model = build_model(self.data.x_dim, cfg.nz, cfg.hidden_units, self.data.likelihood,
-                                 encoder=cls.needs_encoder, init_std=cfg.init_std, generator=init_gen).to(device)
-        self.algorithm = cls(self.model, lr=self.lr, n_train=self.train_x.shape[0], prior=cfg.prior,
-                             **algorithm_kwargs(cfg))
+        if cfg.theta == "vb":  # q(theta) over the decoder (appendix F): vaebench.algorithms.full_vb
+            from vaebench.algorithms.full_vb import build_vb
+
+            self.model, self.algorithm = build_vb(cfg, self.data.x_dim, self.data.likelihood, lr=self.lr,
+                                                  n_train=self.train_x.shape[0], generator=init_gen, device=device)
+        else:
+            self.model = build_model(self.data.x_dim, cfg.nz, cfg.hidden_units, self.data.likelihood,
+                                     encoder=cls.needs_encoder, init_std=cfg.init_std, generator=init_gen,
+                                     posterior=cfg.posterior, prior=cfg.latent_prior).to(device)
+            self.algorithm = cls(self.model, lr=self.lr, n_train=self.train_x.shape[0], prior=cfg.prior,
+                                 **algorithm_kwargs(cfg))
         self.data_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
         self.stream = MinibatchStream(self.train_x.shape[0], cfg.batch_size, self.data_gen)

@@ -16,6 +16,8 @@ HELP = {
     "evaluate": "estimate the marginal likelihood of a trained run",
     "reproduce": "reproduce a paper figure or study (figure2, figure3, ...)",
     "bench": "time the hot-path ops on every backend against eager PyTorch",
+    "infer": "posterior inference of z: the encoder's inference, approximation and amortisation gaps",
+    "restore": "restore corrupted images (inpaint, denoise, superres) with a trained run as the prior",
     "sweep": "train a grid of run settings x seeds from a TOML file, locally or on Ray",
     "families": "list the reparameterizable families (section 2.4), or measure pathwise against "
                 "score-function gradients (--measure)",
@@ -32,10 +34,10 @@ class OneLineErrorParser(argparse.ArgumentParser):
 def command_modules() -> dict:
     """The command modules by name (imported here, not at package import, so that Ctrl-C
     while they import is handled by ``main``)."""
-    from vaebench.cli import bench, evaluate, families, reproduce, sweep, train
+    from vaebench.cli import bench, evaluate, families, infer, reproduce, restore, sweep, train
 
-    return {"train": train, "evaluate": evaluate, "reproduce": reproduce, "sweep": sweep, "bench": bench,
-            "families": families}
+    return {"train": train, "evaluate": evaluate, "reproduce": reproduce, "sweep": sweep, "infer": infer,
+            "restore": restore, "bench": bench, "families": families}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from vaebench.config import ALGORITHMS, BINARIZE, DATASETS, DREAMS, ESTIMATORS, MAX_SEED, THETA
+from vaebench.config import ALGORITHMS, BINARIZE, DATASETS, DREAMS, ESTIMATORS, LATENT_FAMILIES, MAX_SEED, THETA
 
 
 def count(minimum: int = 1, maximum: float = 10**12, what: str = "a count"):
@@ -50,7 +50,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     """Options of one run's config (every default is None: unset keeps the config's value)."""
     p.add_argument("--dataset", choices=DATASETS, help="mnist or frey (default mnist)")
     p.add_argument("--algorithm", choices=ALGORITHMS, help="default aevb")
-    p.add_argument("--estimator", choices=ESTIMATORS, help="SGVB estimator (default B, as the paper)")
+    p.add_argument("--estimator", choices=ESTIMATORS, help="SGVB estimator (default: B, the paper's, where "
+                   "KL(q || p) is closed form, else A)")
+    p.add_argument("--posterior", metavar="FAMILY", help=f"AEVB: the family of q(z|x): {', '.join(LATENT_FAMILIES)} (default gaussian)")
+    p.add_argument("--prior", dest="latent_prior", metavar="FAMILY",
+                   help=f"AEVB: the family of p(z): {', '.join(LATENT_FAMILIES)} (default gaussian, N(0, I))")
     p.add_argument("--nz", type=count(1, 1000, "--nz"), help="latent dimension N_z (default 20)")
     p.add_argument("--hidden", type=count(1, 100_000, "--hidden"),
                    help="hidden units of encoder and decoder (default: 500 MNIST, 200 Frey Face)")
@@ -78,8 +82,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="also checkpoint every this many seconds of training (default 300; 0: only at evaluations)")
 
 
-RUN_KEYS = ("dataset", "algorithm", "estimator", "nz", "hidden", "samples", "seed", "lr", "batch_size", "L",
-            "init_std", "binarize", "n_train", "theta", "dreams", "snapshots", "device", "backend", "data_dir",
+RUN_KEYS = ("dataset", "algorithm", "estimator", "posterior", "latent_prior", "nz", "hidden", "samples", "seed", "lr",
+            "batch_size", "L", "init_std", "binarize", "n_train", "theta", "dreams", "snapshots", "device", "backend", "data_dir",
             "checkpoint_every_s")
 
 
