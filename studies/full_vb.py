@@ -90,6 +90,8 @@ class FullVBStudy(pipeline.Study):
         p.add_argument("--n-train", dest="n_train", help="comma-separated training-set sizes (default: each panel's)")
         p.add_argument("--theta", help="comma-separated subset of ml,map,vb (default: all three)")
         p.add_argument("--ablation", action="store_true", help="also the ablation of VB's choices ([ablation])")
+        p.add_argument("--min-samples", dest="min_samples", type=float,
+                       help="estimate the snapshots from this many samples on (default: the config's)")
 
     def selection(self, args, conf):
         def subset(text, choices, what):
@@ -101,6 +103,7 @@ class FullVBStudy(pipeline.Study):
                 raise VaebenchError(f"--{what}: choose from {', '.join(map(str, choices))}, got {text!r}")
             return values
 
+        self._min_samples = getattr(args, "min_samples", None)  # for after_training
         sizes = sorted({str(n) for p in conf["panels"].values() for n in p["n_train"]}, key=int)
         n_train = subset(getattr(args, "n_train", None), sizes, "n-train")
         return {"panels": subset(getattr(args, "panels", None), list(conf["panels"]), "panels"),
@@ -137,7 +140,7 @@ class FullVBStudy(pipeline.Study):
         for variant, change in ab["variants"].items():
             keys = {**base, **{k: v for k, v in change.items() if k != "options"},
                     "options": {**base.get("options", {}), **change.get("options", {})}}
-            if "samples" in ab:  # the ablation's own budget, if below the study's
+            if "samples" in ab and "samples" not in change:  # the ablation's own budget, if below the study's
                 keys["samples"] = min(int(float(ab["samples"])), pipeline.budget_samples(conf, budget))
             cfg = pipeline.run_config(conf, budget, layer, algorithm="aevb", overrides=overrides,
                                       n_train=int(ab["n_train"]), **keys)
@@ -152,10 +155,13 @@ class FullVBStudy(pipeline.Study):
 
     def announce(self, rep):
         s = rep.settings
+        low = int(self._min_samples) if getattr(self, "_min_samples", None) is not None else s["min_samples"]
         return (f", then estimates on the first {s['n_points']:,} train and test points at every snapshot from "
-                f"{s['min_samples']:,} samples ({rep.jobs} runs at a time)")
+                f"{low:,} samples ({rep.jobs} runs at a time)")
 
     def after_training(self, rep):
+        if getattr(self, "_min_samples", None) is not None:
+            rep.settings = {**rep.settings, "min_samples": int(self._min_samples)}
         estimate_all(rep.runs, rep.settings, rep.out, conf=rep.conf, jobs=rep.jobs, threads=rep.threads,
                      device=rep.device, data_dir=rep.data_dir, progress=rep.progress)
 
