@@ -386,13 +386,9 @@ def test_evaluation_rows_of_a_vb_run_and_of_a_point_estimate():
 
 
 def test_the_studys_config_builds_ml_map_vb_and_the_ablation():
-    import importlib.util
-
     from vaebench import pipeline
+    from vaebench.figures import full_vb as study
 
-    spec = importlib.util.spec_from_file_location("full_vb_study", Path(__file__).parents[1] / "studies" / "full_vb.py")
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
     conf = pipeline.load_config(study.STUDY)
     runs = study.STUDY.run_specs(conf, "medium", {"ablation": True}, {})
     names = {name: cfg for cfg, name in runs}
@@ -404,3 +400,63 @@ def test_the_studys_config_builds_ml_map_vb_and_the_ablation():
     assert names["nz3_ntrain1000_vb-F10"].estimator == "A" and names["nz3_ntrain1000_vb-F10"].samples == 10**6
     assert names["nz3_ntrain1000_vb-log"].options == {**vb.options, "sigma_param": "log"}
     assert all(study.STUDY.run_key(n) is not None for n in names)
+
+
+TOY_FULL_VB = """
+[budgets.quick]
+samples = 3000
+[budgets.quick.evaluation]
+n_points = 10
+min_samples = 1000
+samples_per_point = 4
+burn_in = 5
+thin = 1
+S = 2
+k = 10
+k_plugin = 10
+S_bound = 2
+[defaults]
+dataset = "mnist"
+batch_size = 100
+init_std = 0.01
+first_eval = 1000
+evals_per_decade = 1
+snapshots = true
+[algorithms.aevb]
+estimator = "B"
+lr = 0.02
+[panels.nz2]
+nz = 2
+hidden = 10
+n_train = [200]
+[theta.ml]
+theta = "ml"
+[theta.map]
+theta = "map"
+[theta.vb]
+theta = "vb"
+[theta.vb.options]
+sigma_init = 1e-3
+"""
+
+
+def test_vaebench_reproduce_full_vb_trains_estimates_and_tabulates(tmp_path, capsys):
+    toml = tmp_path / "toy.toml"
+    toml.write_text(TOY_FULL_VB)
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(capsys, "reproduce", "full-vb", "--config", str(toml), "--budget", "quick",
+                                "--jobs", "1", "--threads", "1", "--no-progress", "--out", str(out))
+    assert code == 0, err
+    for theta in ("ml", "map", "vb"):
+        info = json.loads((out / f"nz2_ntrain200_{theta}" / "run.json").read_text())
+        assert info["config"]["theta"] == theta and info["samples_seen"] == 3000
+    table = (out / "full_vb_table.md").read_text()
+    assert all(f"| {label} | 3e3 |" in table for label in ("ML", "MAP", "VB")), table
+    assert (out / "full_vb.png").stat().st_size > 0
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["command"].startswith("vaebench reproduce full-vb")
+    import pandas as pd
+
+    tidy = pd.read_csv(out / "full_vb.csv")
+    vb = tidy[(tidy.theta == "vb") & (tidy.samples_seen == 3000)]
+    assert {"hmc", "predictive", "dataset_bound", "bound"} <= set(vb.quantity) and vb.value.notna().all()

@@ -79,7 +79,7 @@ def one_line_error(capsys, *words) -> str:
 @pytest.mark.parametrize("name", sorted(STUDIES))
 def test_every_study_config_ships_with_the_package_and_parses(name):
     study = STUDIES[name]
-    path = config_path(study.config_name or name)
+    path = config_path(study.config_name or study.name)
     assert path.is_file() and path.parent == reproductions_dir()
     conf = pipeline.load_config(study)
     assert conf.path == path

@@ -84,7 +84,8 @@ class Study:
     provenance.json in the output folder (default results/<name>/<budget>/).
     """
 
-    name: str = ""                # the CLI name, the config (reproductions/<name>.toml), the output prefix
+    name: str = ""                # the config (reproductions/<name>.toml), the output prefix and folder
+    command: str = ""             # its name on the command line, if not ``name`` (``vaebench reproduce <command>``)
     config_name: str = ""         # another study's config to use instead (its runs, the same settings)
     title: str = ""               # "Figure 2", in messages and headings
     description: str = ""         # one line for ``vaebench reproduce --help``
@@ -120,8 +121,11 @@ class Study:
         """The study's settings at ``budget``: defaults < [<settings_table>] < [budgets.<budget>.<settings_table>]."""
         if not self.settings_table:
             return {}
-        return {**self.settings_defaults, **conf.get(self.settings_table, {}),
-                **check_budget(conf, budget).get(self.settings_table, {})}
+        s = {**self.settings_defaults, **conf.get(self.settings_table, {}),
+             **check_budget(conf, budget).get(self.settings_table, {})}
+        if "min_samples" in s:  # TOML writes 1e5 as a float
+            s["min_samples"] = int(float(s["min_samples"]))
+        return s
 
     def announce(self, rep: Reproduction) -> str:
         """What the study adds to the line printed before training."""
@@ -508,8 +512,8 @@ def add_run_arguments(p: argparse.ArgumentParser, *, out_help: str, config_help:
     p.add_argument("--gpus-per-run", dest="gpus_per_run", type=gpu_share,
                    help=f"--executor ray --device cuda: the share of a GPU each run asks for (default {GPUS_PER_RUN})")
     # every option, to write the command into provenance.json
-    p.set_defaults(_options=[(a.option_strings[0], a.dest, a.const is False) for a in p._actions
-                             if a.option_strings and a.dest != "help"])
+    p.set_defaults(_options=[(a.option_strings[0], a.dest, a.const if isinstance(a.const, bool) else None)
+                             for a in p._actions if a.option_strings and a.dest != "help"])
 
 
 def gpu_share(text: str) -> float:
@@ -526,12 +530,12 @@ def command_line(words: list[str], args, out: Path) -> str:
     """The command ``words`` (e.g. vaebench reproduce figure2) with every option of ``args``
     given or defaulted spelled out."""
     words = list(words)
-    for flag, dest, store_false in getattr(args, "_options", []):
+    for flag, dest, switch in getattr(args, "_options", []):  # switch: the value a store_true/false flag sets
         value = getattr(args, dest, None)
         if dest == "out":
             words += [flag, str(out)]
-        elif store_false:
-            words += [flag] if value is False else []
+        elif switch is not None:
+            words += [flag] if value is switch else []
         elif value is not None:
             words += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
     return shlex.join(words)
@@ -557,8 +561,9 @@ def reproduce(study: Study, args) -> int:
     runs = build_runs(study, conf, args.budget, out, run_overrides(args), seeds=args.seeds, **selection)
     rep = Reproduction(conf, args.budget, out, runs, study.settings(conf, args.budget), args.jobs, executor.threads,
                        args.device, args.data_dir, args.progress,
-                       command_line(["vaebench", "reproduce", study.name], args, out))
-    return run_study(study, rep, executor, what=f"vaebench reproduce {study.name}", hook_threads=args.threads)
+                       command_line(["vaebench", "reproduce", study.command or study.name], args, out))
+    return run_study(study, rep, executor, what=f"vaebench reproduce {study.command or study.name}",
+                     hook_threads=args.threads)
 
 
 def run_study(study: Study, rep: Reproduction, executor, *, what: str, hook_threads: int | None = None) -> int:

@@ -98,11 +98,6 @@ class Figure3(pipeline.Study):
             if not isinstance(n, int) or n < 100:
                 raise VaebenchError(f"{path}: n_train values must be integers >= 100, got {n!r}")
 
-    def settings(self, conf, budget):
-        s = super().settings(conf, budget)
-        s["min_samples"] = int(float(s["min_samples"]))
-        return s
-
     def add_arguments(self, p):
         p.add_argument("--n-train", dest="n_train", help="comma-separated subset of 1000,50000 (default both)")
 

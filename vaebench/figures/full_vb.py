@@ -1,9 +1,9 @@
 """Full VB over theta (the paper's appendix F) against ML and MAP, where the paper's models overfit.
 
-    python studies/full_vb.py [--budget quick|medium] [--panels nz3,nz20] [--n-train 1000,50000]
-                              [--theta ml,map,vb] [--ablation] [--jobs 2] [--threads 1]
-    python studies/full_vb.py --summarize results/full_vb/medium
-    python studies/full_vb.py --check-proposal results/full_vb/medium/nz3_ntrain1000_vb
+    vaebench reproduce full-vb [--budget quick|medium] [--panels nz3,nz20] [--n-train 1000,50000]
+                               [--theta ml,map,vb] [--ablation] [--min-samples N] [--jobs 2] [--threads 1]
+    python -m vaebench.figures.full_vb results/full_vb/medium            # summarize existing runs
+    python -m vaebench.figures.full_vb --check-proposal RUN_DIR           # the predictive's proposal
 
 Trains the runs of reproductions/full_vb.toml at a budget (vaebench.pipeline: in parallel,
 resumable, finished runs skipped) into <out>/<panel>_ntrain<N>_<theta>/ (default
@@ -18,9 +18,6 @@ VB posterior predictive and the dataset-level bound L(phi; X) / N (eq. F.2)
   full_vb.png          Figure 3's style: marginal log-likelihood (train solid, test dashed)
                        against training samples, one panel per setting
   provenance.json      machine, versions, budget, settings, command and wall times
-
-``FullVB`` is a vaebench.pipeline.Study: registering it in vaebench/figures/registry.py makes
-this ``vaebench reproduce full_vb``.
 """
 
 from __future__ import annotations
@@ -57,7 +54,7 @@ def run_name(panel: str, n_train: int, theta: str, variant: str | None = None) -
 
 
 class FullVBStudy(pipeline.Study):
-    name, title = "full_vb", "Full VB"
+    name, command, title = "full_vb", "full-vb", "Full VB"
     description = "Full VB over theta (appendix F) against ML and MAP: Figure 3's setting and MNIST N_z = 20"
     run_pattern = "<panel>_ntrain<N>_<theta>/"
     algorithms = ("aevb",)
@@ -79,11 +76,6 @@ class FullVBStudy(pipeline.Study):
         unknown = sorted(set(conf["theta"]) - set(THETAS))
         if unknown:
             raise VaebenchError(f"{path}: unknown [theta.{unknown[0]}]; choose from {', '.join(THETAS)}")
-
-    def settings(self, conf, budget):
-        s = super().settings(conf, budget)
-        s["min_samples"] = int(float(s["min_samples"]))
-        return s
 
     def add_arguments(self, p):
         p.add_argument("--panels", help="comma-separated subset of the config's panels (default: all)")
@@ -403,24 +395,12 @@ def check_proposal(run_dir, *, n_points: int = 200, draws: int = 3, seed: int = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Reproduce (train, estimate, summarize) or, with --summarize DIR, summarize existing runs."""
-    from vaebench.cli import OneLineErrorParser
-    from vaebench.errors import user_errors
-
+    """Summarize existing runs (``DIR``), or ``--check-proposal RUN_DIR``."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["--summarize"]:
-        return pipeline.summarize_main(STUDY, argv[1:])
-    if argv[:1] == ["--check-proposal"]:
+    if argv[:1] == ["--check-proposal"] and len(argv) == 2:
         print(f"wrote {check_proposal(argv[1])}")
         return 0
-    p = OneLineErrorParser(prog="python studies/full_vb.py", description=__doc__.split("\n\n")[0])
-    pipeline.add_arguments(p, STUDY)
-    args = p.parse_args(argv)
-    try:
-        return pipeline.reproduce(STUDY, args)
-    except user_errors() as exc:
-        print(f"full_vb: error: {exc}", file=sys.stderr)
-        return 2
+    return pipeline.summarize_main(STUDY, argv)
 
 
 if __name__ == "__main__":
