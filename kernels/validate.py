@@ -1,8 +1,8 @@
 """Input checks shared by every kernel (the middle layer of each op file) and by ``vaebench.ops``.
 
 Cheap checks (shape, dtype, device) always run before a kernel touches memory; the
-value check (Bernoulli targets in [0, 1]) costs a pass over the data, and
-``vaebench.ops`` runs it only when validation is on. Errors name the argument and
+value checks (Bernoulli targets in [0, 1], finite base draws eps) cost a pass over the data, and
+``vaebench.ops`` runs them only when validation is on. Errors name the argument and
 are :class:`KernelInputError` (or the ``error`` type given).
 """
 
@@ -69,6 +69,14 @@ def check_unit_interval(op: str, name: str, t: torch.Tensor, error: type[Excepti
     if bool(bad.any()):
         v = t[bad].flatten()[0].item()
         raise error(f"{op}: argument {name!r} must lie in [0, 1] (Bernoulli targets); found {v!r}")
+
+
+def check_finite(op: str, name: str, t: torch.Tensor, what: str, error: type[Exception] = KernelInputError):
+    """No +-inf in ``t``; NaN passes (NaN in gives NaN out, it is not an error). ``what`` says why."""
+    bad = torch.isinf(t)
+    if bool(bad.any()):
+        v = t[bad].flatten()[0].item()
+        raise error(f"{op}: argument {name!r} must be finite ({what}); found {v!r}")
 
 
 def as_rows(t: torch.Tensor) -> torch.Tensor:

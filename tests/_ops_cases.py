@@ -11,6 +11,7 @@ fp32 and round their outputs and gradient buffers, each rounding 2^-11 (fp16) or
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from vaebench import ops
@@ -18,6 +19,15 @@ from vaebench.ops_catalog import INPUTS
 from vaebench.ops_catalog import make_inputs as _catalog_inputs
 
 RTOL = {torch.float32: 1e-5, torch.float64: 1e-10, torch.float16: 2e-2, torch.bfloat16: 2e-2}
+
+
+@pytest.fixture
+def validation():
+    """Value checks on (ops.set_validation) for the test, restored after it (import it into a test module)."""
+    old = ops.get_validation()
+    ops.set_validation(True)
+    yield
+    ops.set_validation(old)
 
 
 def make_inputs(op: str, shape, dtype=torch.float32, seed=0, special=False, device="cpu"):

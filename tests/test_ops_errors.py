@@ -15,15 +15,9 @@ from vaebench.errors import InputError
 from vaebench.ops_catalog import available_backends
 from vaebench_kernels.errors import KernelInputError
 
+from ._ops_cases import validation  # noqa: F401  (a fixture)
+
 BACKENDS = available_backends("cpu")
-
-
-@pytest.fixture
-def validation():
-    old = ops.get_validation()
-    ops.set_validation(True)
-    yield
-    ops.set_validation(old)
 
 
 def test_unknown_backend():

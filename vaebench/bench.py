@@ -26,10 +26,10 @@ from vaebench.errors import VaebenchError
 
 MODES = ("fwd", "fwdbwd")
 # full-size (B x D) outputs of the forward pass (per-row outputs are counted as B)
-FULL_OUTPUTS = {"reparameterize": 1, "gaussian_kl": 0, "encoder_head": 1,
+FULL_OUTPUTS = {"reparameterize": 1, "gaussian_kl": 0, "encoder_head": 1, "location_scale_rsample": 1,
                 "bernoulli_log_likelihood": 0, "gaussian_log_likelihood": 0}
-# reparameterize's g_mu is the upstream gradient itself: nothing written
-WRITTEN_GRADS = {"reparameterize": 1}
+# reparameterize's g_mu (location_scale_rsample's g_loc) is the upstream gradient itself: nothing written
+WRITTEN_GRADS = {"reparameterize": 1, "location_scale_rsample": 1}
 
 
 def parse_size(s: str) -> tuple[int, int]:

@@ -11,6 +11,9 @@ Math (per row, D columns):
 - gaussian_log_likelihood:  -1/2 sum(log 2pi + lv + (x - m)^2 e^-lv)
 - encoder_head:     (z, kl) in one pass;  decoder_tail: a log-likelihood whose
   gradient the kernel backends compute in the forward pass
+- location_scale_rsample: z = loc + exp(clamp(raw_scale) / 2) * eps for eps from ANY
+  standard base (drawn by the caller), and neg_log_det = -sum log scale = -1/2 sum
+  clamp(raw_scale), so that log q(z) = sum log base(eps) + neg_log_det
 - reparameterize_seeded: eps drawn from a seed (in-kernel, counter-based, on the
   kernel backends; a seeded torch.Generator on eager/compile)
 Log-variance is clamped to [LOGVAR_MIN, LOGVAR_MAX] everywhere (gradient zero
@@ -19,8 +22,8 @@ outside the clamp, as torch.clamp's).
 Kernel backends live in ``vaebench_kernels`` (``kernels/``) and are imported on
 first use, so this module imports without numba or triton. Every backend checks
 shape, dtype and device on every call (a few attribute compares; an InputError
-names the argument). The value check (Bernoulli targets in [0, 1]) costs a pass
-over the data and is off by default: ``set_validation(True)`` or VAEBENCH_VALIDATE=1.
+names the argument). The value checks (Bernoulli targets in [0, 1]; location_scale_rsample's
+eps finite) cost a pass over the data and are off by default: ``set_validation(True)`` or VAEBENCH_VALIDATE=1.
 The kernel backends give first derivatives only: a second (backward with
 create_graph=True) raises NotImplementedError; eager and compile give it.
 """
@@ -35,7 +38,7 @@ import torch
 
 from vaebench.errors import InputError
 from vaebench_kernels.constants import LOGVAR_MAX, LOGVAR_MIN
-from vaebench_kernels.validate import FLOAT_DTYPES, check_tensors, check_unit_interval
+from vaebench_kernels.validate import FLOAT_DTYPES, check_finite, check_tensors, check_unit_interval
 
 BACKENDS = ("eager", "numba", "triton", "compile")
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -63,7 +66,8 @@ _validate = os.environ.get("VAEBENCH_VALIDATE", "0") not in ("", "0")
 
 
 def set_validation(on: bool) -> None:
-    """Also check the values of the inputs (Bernoulli targets in [0, 1]) on every call."""
+    """Also check the values of the inputs (Bernoulli targets in [0, 1], location_scale_rsample's
+    eps finite) on every call."""
     global _validate
     _validate = bool(on)
 
@@ -107,6 +111,11 @@ def encoder_head_eager(mu, logvar, eps):
     return reparameterize_eager(mu, logvar, eps), gaussian_kl_eager(mu, logvar)
 
 
+def location_scale_rsample_eager(loc, raw_scale, eps):
+    l = clamp_logvar(raw_scale)
+    return loc + torch.exp(0.5 * l) * eps, -0.5 * l.sum(-1)
+
+
 _EAGER = {
     "reparameterize": reparameterize_eager,
     "reparameterize_seeded": reparameterize_seeded_eager,
@@ -114,6 +123,7 @@ _EAGER = {
     "bernoulli_log_likelihood": bernoulli_log_likelihood_eager,
     "gaussian_log_likelihood": gaussian_log_likelihood_eager,
     "encoder_head": encoder_head_eager,
+    "location_scale_rsample": location_scale_rsample_eager,
 }
 OPS = tuple(_EAGER)
 
@@ -125,6 +135,7 @@ _KERNELS = {
     "bernoulli_log_likelihood": ("bernoulli_ll", "bernoulli_ll"),
     "gaussian_log_likelihood": ("gaussian_ll", "gaussian_ll"),
     "encoder_head": ("encoder_head", "encoder_head"),
+    "location_scale_rsample": ("location_scale", "location_scale_rsample"),
 }
 
 _CACHE: dict = {}
@@ -140,6 +151,8 @@ def _kernel_module(module: str):
         from vaebench_kernels import bernoulli_ll as m
     elif module == "gaussian_ll":
         from vaebench_kernels import gaussian_ll as m
+    elif module == "location_scale":
+        from vaebench_kernels import location_scale as m
     else:
         from vaebench_kernels import encoder_head as m
     return m
@@ -206,6 +219,23 @@ def encoder_head(mu, logvar, eps, *, backend=None):
     """(z, kl): reparameterize and gaussian_kl fused (one pass on kernel backends)."""
     _check("encoder_head", ("mu", "logvar", "eps"), (mu, logvar, eps))
     return _impl("encoder_head", backend)(mu, logvar, eps)
+
+
+def location_scale_rsample(loc, raw_scale, eps, *, backend=None):
+    """(z, neg_log_det): the location-scale reparameterisation for any base distribution.
+
+    scale = exp(clamp(raw_scale, LOGVAR_MIN, LOGVAR_MAX) / 2) -- raw_scale is the encoder's
+    unconstrained head, transformed as vaebench.models.FamilyEncoder does -- and, per element,
+    z = loc + scale * eps with eps a draw from the family's standard member (Gaussian, Laplace,
+    logistic, Student's t with fixed df, uniform, triangular, ...; the caller draws it, so any
+    base works). Per row, neg_log_det = -sum log scale = -1/2 sum clamp(raw_scale) =
+    log |det d eps / d z|, so that log q(z) = sum log base(eps) + neg_log_det (the first term
+    does not depend on loc or scale). Gradients: loc, raw_scale and, when it requires one, eps.
+    With validation on, an infinite eps is an InputError (NaN passes: NaN in, NaN out)."""
+    _check("location_scale_rsample", ("loc", "raw_scale", "eps"), (loc, raw_scale, eps))
+    if _validate and not torch.compiler.is_compiling():
+        check_finite("location_scale_rsample", "eps", eps, "a draw from the base distribution", error=InputError)
+    return _impl("location_scale_rsample", backend)(loc, raw_scale, eps)
 
 
 def bernoulli_log_likelihood(logits, x, *, backend=None):
