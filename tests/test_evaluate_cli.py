@@ -1,27 +1,20 @@
 """`vaebench evaluate`: the marginal likelihood of a tiny trained MNIST run, written beside it."""
 
 import csv
-from pathlib import Path
 
 import pytest
 
 from vaebench.cli import main
-from vaebench.config import RunConfig
-from vaebench.errors import DataError
 from vaebench.estimates import evaluate_run
-from vaebench.train import train
+
+from tests._tiny_runs import train_tiny_mnist_run
 
 FAST = ["--n-points", "20", "--samples-per-point", "10", "--burn-in", "20", "--threads", "1"]
 
 
-def _tiny_run(out: Path, algorithm: str) -> Path:
-    cfg = RunConfig(algorithm=algorithm, nz=2, hidden=10, samples=3000, lr=0.1, n_train=200, snapshots=True,
-                    first_eval=1000, evals_per_decade=2, lr_trial_samples=100)
-    try:
-        train(cfg, out, progress=False)
-    except DataError as exc:  # pragma: no cover - MNIST not installed
-        pytest.skip(f"MNIST not available: {exc}")
-    return out
+def _tiny_run(out, algorithm: str):
+    """A tiny run with snapshots (smaller than the other command tests': evaluate runs on each)."""
+    return train_tiny_mnist_run(out, algorithm=algorithm, hidden=10, n_train=200, snapshots=True, evals_per_decade=2)
 
 
 @pytest.fixture(scope="module")

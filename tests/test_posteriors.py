@@ -13,7 +13,6 @@ from vaebench import ops
 from vaebench.algorithms.aevb import AEVB
 from vaebench.cli import main
 from vaebench.config import LATENT_FAMILIES, RunConfig
-from vaebench.data import Dataset
 from vaebench.errors import VaebenchError
 from vaebench.estimators import bound_estimator, estimate
 from vaebench.families import FamilyError
@@ -22,24 +21,14 @@ from vaebench.models import (VAE, FamilyEncoder, GaussianEncoder, LatentFamily, 
                              check_latent)
 from vaebench.runs import RunFolder
 
+from tests.test_train import tiny_dataset
+
 torch.set_num_threads(1)
 
 NON_GAUSSIAN = [("laplace", "gaussian"), ("logistic", "gaussian"), ("student-t", "gaussian"),
                 ("lognormal", "lognormal"), ("gamma-implicit", "gamma-implicit")]
 CLOSED_FORM = [("laplace", "gaussian"), ("lognormal", "lognormal"), ("gamma-implicit", "gamma-implicit"),
                ("gaussian", "laplace")]
-
-
-def tiny_dataset(n_train=600, n_test=200, dim=12, seed=0):
-    """Two near-binary prototypes plus noise (as tests/test_train.py's)."""
-    g = torch.Generator().manual_seed(seed)
-    protos = 0.05 + 0.9 * (torch.rand(2, dim, generator=g) > 0.5).float()
-
-    def draw(n):
-        which = torch.randint(0, 2, (n,), generator=g)
-        return (protos[which] + 0.1 * torch.randn(n, dim, generator=g)).clamp(0, 1).contiguous()
-    return Dataset(name="mnist", train=draw(n_train), test=draw(n_test), likelihood="bernoulli",
-                   image_shape=(3, 4), binarize="none", checksums={}, source="synthetic", split="synthetic")
 
 
 def tiny_model(posterior, prior, nz=2, hidden=16, dim=12, seed=0, init_std=0.01):

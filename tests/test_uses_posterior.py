@@ -2,43 +2,21 @@
 decomposition against a linear-Gaussian model's closed forms, and on tiny trained runs."""
 
 import csv
-import importlib
 import json
 import math
-import sys
 
 import pytest
 import torch
 
-from vaebench.config import RunConfig
-from vaebench.errors import DataError
+from vaebench.cli import main
 from vaebench.uses import posterior
 from vaebench.uses.infer import INFERENCE_COLUMNS, NO_ENCODER_NOTE
 from vaebench.uses.reference import best_diagonal, linear_gaussian_vae, log_marginal, posterior_z
 
+from tests._tiny_runs import train_tiny_mnist_run
+
 FAST = ["--n-points", "20", "--samples-per-point", "20", "--burn-in", "30", "--k", "200", "--elbo-samples", "50",
         "--threads", "1", "--no-progress"]
-
-
-def cli(argv) -> int:
-    """`vaebench ARGV` as main runs it (the command module directly until it is registered)."""
-    from vaebench.cli import HELP, OneLineErrorParser, main
-    from vaebench.errors import user_errors
-
-    if argv[0] in HELP:
-        return main(argv)
-    module = importlib.import_module(f"vaebench.cli.{argv[0]}")
-    parser = OneLineErrorParser(prog=f"vaebench {argv[0]}")
-    module.add_arguments(parser)
-    try:
-        args = parser.parse_args(argv[1:])
-    except SystemExit as exc:
-        return exc.code
-    try:
-        return module.run(args)
-    except user_errors() as exc:
-        print(f"vaebench {argv[0]}: error: {exc}", file=sys.stderr)
-        return 2
 
 
 def kl_to_posterior(model, x, mu, var):
@@ -110,27 +88,14 @@ def test_decomposition_against_closed_forms(linear):
 
 # ---- the command on tiny trained runs --------------------------------------------------------
 
-def _tiny(tmp_path_factory, algorithm):
-    from vaebench.train import train
-
-    out = tmp_path_factory.mktemp("infer") / algorithm
-    cfg = RunConfig(algorithm=algorithm, nz=2, hidden=20, samples=3000, lr=0.1, n_train=300, first_eval=1000,
-                    evals_per_decade=1, lr_trial_samples=100)
-    try:
-        train(cfg, out, progress=False)
-    except DataError as exc:  # pragma: no cover - MNIST not installed
-        pytest.skip(f"MNIST not available: {exc}")
-    return out
-
-
 @pytest.fixture(scope="module")
 def aevb_run(tmp_path_factory):
-    return _tiny(tmp_path_factory, "aevb")
+    return train_tiny_mnist_run(tmp_path_factory.mktemp("infer") / "aevb", algorithm="aevb")
 
 
 @pytest.fixture(scope="module")
 def mcem_run(tmp_path_factory):
-    return _tiny(tmp_path_factory, "mcem")
+    return train_tiny_mnist_run(tmp_path_factory.mktemp("infer") / "mcem", algorithm="mcem")
 
 
 def _read(path):
@@ -139,7 +104,7 @@ def _read(path):
 
 
 def test_infer_decomposes_and_the_gaps_are_non_negative(aevb_run, capsys):
-    assert cli(["infer", str(aevb_run), *FAST]) == 0
+    assert main(["infer", str(aevb_run), *FAST]) == 0
     rows = _read(aevb_run / "inference_test.csv")
     assert len(rows) == 20 and list(rows[0]) == list(INFERENCE_COLUMNS)
     assert {r["label"] for r in rows} <= set("0123456789") and rows[0]["note"] == ""
@@ -163,7 +128,7 @@ def test_infer_decomposes_and_the_gaps_are_non_negative(aevb_run, capsys):
 
 def test_infer_without_encoder_uses_hmc_only(mcem_run, tmp_path, capsys):
     out = tmp_path / "mcem_out"
-    assert cli(["infer", str(mcem_run), *FAST, "--out", str(out)]) == 0
+    assert main(["infer", str(mcem_run), *FAST, "--out", str(out)]) == 0
     rows = _read(out / "inference_test.csv")
     assert all(r["note"] == NO_ENCODER_NOTE and r["elbo_encoder"] == "" and r["inference_gap"] == "" for r in rows)
     assert all(math.isfinite(float(r["log_px_hmc"])) for r in rows)
@@ -171,10 +136,10 @@ def test_infer_without_encoder_uses_hmc_only(mcem_run, tmp_path, capsys):
     assert summary["has_encoder"] is False and set(summary["mean"]) == {"log_px_hmc"}
     assert "HMC only" in capsys.readouterr().out
     # restoring without an encoder: HMC and the mean image only
-    assert cli(["restore", str(mcem_run), "--task", "inpaint", "--n-points", "4", "--burn-in", "2", "--samples", "2",
+    assert main(["restore", str(mcem_run), "--task", "inpaint", "--n-points", "4", "--burn-in", "2", "--samples", "2",
                 "--grid", "0", "--out", str(out), "--no-progress"]) == 0
     assert [r["method"] for r in _read(out / "restore_inpaint-bottom.csv")] == ["hmc", "mean-image"]
-    assert cli(["restore", str(mcem_run), "--task", "inpaint", "--methods", "mwg", "--out", str(out)]) == 2
+    assert main(["restore", str(mcem_run), "--task", "inpaint", "--methods", "mwg", "--out", str(out)]) == 2
     assert "trains no encoder" in capsys.readouterr().err
 
 
@@ -184,11 +149,11 @@ def test_infer_bad_input_writes_nothing(aevb_run, tmp_path, capsys):
     for name in ("run.json", "metrics.csv"):
         (no_params / name).write_bytes((aevb_run / name).read_bytes())
     out = tmp_path / "never"
-    assert cli(["infer", str(no_params), *FAST, "--out", str(out)]) == 2
+    assert main(["infer", str(no_params), *FAST, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "checkpoint.pt" in err and err.count("\n") == 1
-    assert cli(["infer", str(aevb_run), "--n-points", "0", "--out", str(out)]) == 2
-    assert cli(["infer", str(aevb_run), "--split", "valid", "--out", str(out)]) == 2
-    assert cli(["infer", str(tmp_path), "--out", str(out)]) == 2
+    assert main(["infer", str(aevb_run), "--n-points", "0", "--out", str(out)]) == 2
+    assert main(["infer", str(aevb_run), "--split", "valid", "--out", str(out)]) == 2
+    assert main(["infer", str(tmp_path), "--out", str(out)]) == 2
     assert "not a run folder" in capsys.readouterr().err
     assert not out.exists() and sorted(p.name for p in no_params.iterdir()) == ["metrics.csv", "run.json"]

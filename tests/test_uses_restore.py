@@ -3,43 +3,21 @@ linear-Gaussian model, the baselines, and the command on a tiny trained MNIST ru
 included."""
 
 import csv
-import importlib
 import math
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from vaebench.config import RunConfig
-from vaebench.errors import DataError
+from vaebench.cli import main
 from vaebench.uses import samplers
 from vaebench.uses.corruption import BlockAverage, GaussianNoise, Inpaint
 from vaebench.uses.reference import linear_gaussian_vae, marginal_cov
 from vaebench.uses.restore import RESTORE_COLUMNS, restore_run
 
+from tests._tiny_runs import train_tiny_mnist_run
+
 FAST = ["--n-points", "12", "--burn-in", "3", "--samples", "4", "--threads", "1", "--no-progress"]
-
-
-def cli(argv) -> int:
-    """`vaebench ARGV` as main runs it (the command module directly until it is registered)."""
-    from vaebench.cli import HELP, OneLineErrorParser, main
-    from vaebench.errors import user_errors
-
-    if argv[0] in HELP:
-        return main(argv)
-    module = importlib.import_module(f"vaebench.cli.{argv[0]}")
-    parser = OneLineErrorParser(prog=f"vaebench {argv[0]}")
-    module.add_arguments(parser)
-    try:
-        args = parser.parse_args(argv[1:])
-    except SystemExit as exc:
-        return exc.code
-    try:
-        return module.run(args)
-    except user_errors() as exc:
-        print(f"vaebench {argv[0]}: error: {exc}", file=sys.stderr)
-        return 2
 
 
 # ---- exactness on a model whose posterior is known -------------------------------------------
@@ -117,16 +95,7 @@ def test_baselines_are_the_posterior_under_their_pixel_models():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from vaebench.train import train
-
-    out = tmp_path_factory.mktemp("restore") / "aevb"
-    cfg = RunConfig(nz=2, hidden=20, samples=3000, lr=0.1, n_train=300, first_eval=1000, evals_per_decade=1,
-                    lr_trial_samples=100)
-    try:
-        train(cfg, out, progress=False)
-    except DataError as exc:  # pragma: no cover - MNIST not installed
-        pytest.skip(f"MNIST not available: {exc}")
-    return out
+    return train_tiny_mnist_run(tmp_path_factory.mktemp("restore") / "aevb")
 
 
 def _read(path):
@@ -143,7 +112,7 @@ def test_restore_writes_a_table_and_a_grid(tiny_run, tmp_path, task, options, se
     out = tmp_path / "out"
     # every method on inpainting (quadrature included: the tiny run has N_z = 2); the others skip it
     methods = ["--methods", ",".join(m for m in samplers.ALL_METHODS if task == "inpaint" or m != "grid")]
-    assert cli(["restore", str(tiny_run), "--task", task, *options, *FAST, *methods, "--grid", "3",
+    assert main(["restore", str(tiny_run), "--task", task, *options, *FAST, *methods, "--grid", "3",
                 "--out", str(out)]) == 0
     rows = _read(out / f"restore_{setting}.csv")
     assert [r["method"] for r in rows] == [m for m in samplers.ALL_METHODS if task == "inpaint" or m != "grid"]
@@ -192,15 +161,15 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_run, tmp_path, capsys):
         (["--task", "inpaint", "--methods", "mwg,magic"], "--methods"),
     ]
     for args, message in cases:
-        assert cli(["restore", str(tiny_run), *args, *FAST, "--out", str(out)]) == 2, args
+        assert main(["restore", str(tiny_run), *args, *FAST, "--out", str(out)]) == 2, args
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, (args, err)
-    assert cli(["restore", str(no_params), "--task", "inpaint", *FAST]) == 2
+    assert main(["restore", str(no_params), "--task", "inpaint", *FAST]) == 2
     err = capsys.readouterr().err
     assert "checkpoint.pt" in err and err.count("\n") == 1
-    assert cli(["restore", str(tmp_path / "absent"), "--task", "inpaint", *FAST]) == 2
+    assert main(["restore", str(tmp_path / "absent"), "--task", "inpaint", *FAST]) == 2
     capsys.readouterr()
-    assert cli(["restore", str(tiny_run), "--task", "inpaint", "--n-points", "0"]) == 2
+    assert main(["restore", str(tiny_run), "--task", "inpaint", "--n-points", "0"]) == 2
     assert not out.exists() and _snapshot(tiny_run) == before and sorted(p.name for p in no_params.iterdir()) == [
         "metrics.csv", "run.json"]
 

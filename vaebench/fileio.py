@@ -1,12 +1,15 @@
 """Atomic file writes: write to a temporary file in the same folder, fsync, rename.
 
-A reader never sees a half-written file, and a crash leaves the old file intact.
+A reader never sees a half-written file, and a crash leaves the old file intact. Also the CSV
+text that vaebench writes (``csv_text``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import functools
+import io
 import json
 import os
 import tempfile
@@ -48,6 +51,21 @@ def atomic_write_bytes(path, data: bytes) -> None:
 
 def atomic_write_text(path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def csv_text(columns, rows) -> str:
+    """``rows`` (dicts) as CSV text: a header of ``columns``, then one line per row ("\n" line
+    ends; a key not in ``columns`` is left out, a missing one written empty)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def atomic_write_csv(path, columns, rows) -> None:
+    """``csv_text(columns, rows)`` written atomically to ``path``."""
+    atomic_write_text(path, csv_text(columns, rows))
 
 
 def atomic_write_json(path, obj: Any) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -217,6 +218,32 @@ def initial_z(model, x, *, n_prior: int = 200, generator=None):
         return cands[best, torch.arange(x.shape[0], device=x.device)]
 
 
+class ChunkEstimate(NamedTuple):
+    """The appendix D estimate of one chunk of datapoints (``appendix_d_chunk``)."""
+
+    log_px: torch.Tensor      # (n,)
+    stderr: torch.Tensor      # (n,)
+    step: torch.Tensor        # (n,) each chain's adapted step size
+    accept: torch.Tensor      # (n,) mean acceptance in the sampling phase
+    samples: torch.Tensor     # (2 * samples, n, nz) the HMC posterior draws, both sets
+
+
+def appendix_d_chunk(model, x: torch.Tensor, z0: torch.Tensor, *, samples: int, n_leapfrog: int, burn_in: int,
+                     thin: int, target_accept: float = DEFAULT_TARGET_ACCEPT, generator=None) -> ChunkEstimate:
+    """The appendix D estimate for the rows of ``x`` (one chunk), HMC started at ``z0``: 2 *
+    ``samples`` posterior draws, the first half fit q (``fit_gaussian``), the second half give
+    log p(x) = -logmeanexp[log q(z) - log p(x, z)] and its batch-means standard error."""
+    zs, step, acc = hmc_sample(model.log_joint, x, z0, n_samples=2 * samples, n_leapfrog=n_leapfrog,
+                               burn_in=burn_in, thin=thin, target_accept=target_accept, generator=generator)
+    fit, est = zs[:samples], zs[samples:]
+    mean, chol = fit_gaussian(fit)
+    with torch.no_grad():
+        logq = gaussian_log_density(est, mean, chol)
+        logw = logq - model.log_joint(x, est)                  # log q(z) - log p(x, z)
+    lme, se = _logmeanexp_with_stderr(logw, batches=5)
+    return ChunkEstimate(-lme, se, step, acc, zs)
+
+
 def hmc_log_marginal(model, x: torch.Tensor, *, samples: int = DEFAULT_SAMPLES,
                      n_leapfrog: int = DEFAULT_LEAPFROG, burn_in: int = DEFAULT_BURN_IN,
                      thin: int = DEFAULT_THIN, target_accept: float = DEFAULT_TARGET_ACCEPT,
@@ -236,19 +263,12 @@ def hmc_log_marginal(model, x: torch.Tensor, *, samples: int = DEFAULT_SAMPLES,
         for start in range(0, x.shape[0], chunk):
             xb = x[start:start + chunk]
             z0 = initial_z(model, xb, generator=generator) if z_init is None else z_init[start:start + chunk]
-            zs, step, acc = hmc_sample(model.log_joint, xb, z0, n_samples=2 * samples, n_leapfrog=n_leapfrog,
-                                       burn_in=burn_in, thin=thin, target_accept=target_accept,
-                                       generator=generator)
-            fit, est = zs[:samples], zs[samples:]
-            mean, chol = fit_gaussian(fit)
-            with torch.no_grad():
-                logq = gaussian_log_density(est, mean, chol)
-                logw = logq - model.log_joint(xb, est)                  # log q(z) - log p(x, z)
-            lme, se = _logmeanexp_with_stderr(logw, batches=5)
-            log_px.append(-lme)
-            stderr.append(se)
-            steps.append(step)
-            accepts.append(acc)
+            part = appendix_d_chunk(model, xb, z0, samples=samples, n_leapfrog=n_leapfrog, burn_in=burn_in,
+                                    thin=thin, target_accept=target_accept, generator=generator)
+            log_px.append(part.log_px)
+            stderr.append(part.stderr)
+            steps.append(part.step)
+            accepts.append(part.accept)
     finally:
         model.train(was_training)
     step, acc = torch.cat(steps), torch.cat(accepts)

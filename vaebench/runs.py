@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import json
 import os
 import re
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Iterator
 
 from vaebench.errors import RunLocked, VaebenchError
-from vaebench.fileio import atomic_path, atomic_torch_save, atomic_write_json, atomic_write_text
+from vaebench.fileio import atomic_path, atomic_torch_save, atomic_write_csv, atomic_write_json
 
 SCHEMA_VERSION = 1  # run.json written before the field existed reads as version 1
 RUN_JSON, METRICS_CSV, CHECKPOINT, LR_TRIAL, SNAPSHOTS, LOCK = (
@@ -129,7 +128,7 @@ class RunFolder:
 
     # ---- metrics.csv ------------------------------------------------------------------------
     def write_metrics(self, rows: list[dict]) -> None:
-        _write_csv(self.path / METRICS_CSV, METRIC_COLUMNS, rows)
+        atomic_write_csv(self.path / METRICS_CSV, METRIC_COLUMNS, rows)
 
     def read_metrics(self):
         """metrics.csv as a DataFrame (METRIC_COLUMNS; empty if the file is missing)."""
@@ -205,7 +204,7 @@ class RunFolder:
             return list(reader)
 
     def write_marginal(self, method: str, rows: list[dict]) -> None:
-        _write_csv(self.marginal_path(method), MARGINAL_COLUMNS, rows)
+        atomic_write_csv(self.marginal_path(method), MARGINAL_COLUMNS, rows)
 
     def drop_marginal(self) -> None:
         for method in MARGINAL_METHODS:
@@ -343,14 +342,6 @@ def lock_folder(folder, what: str = "a vaebench process") -> Iterator[None]:
 
 
 # ---- helpers ------------------------------------------------------------------------------
-
-def _write_csv(path: Path, columns, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
-
 
 def _require_columns(path: Path, have, need) -> None:
     missing = [c for c in need if c not in set(have)]

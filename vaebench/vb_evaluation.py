@@ -92,17 +92,12 @@ def appendix_d(model, x, *, samples: int, leapfrog: int, burn_in: int, thin: int
     for start in range(0, x.shape[0], chunk):
         xb = x[start:start + chunk]
         z0 = marginal.initial_z(model, xb, generator=generator)
-        zs, _, acc = marginal.hmc_sample(model.log_joint, xb, z0, n_samples=2 * samples, n_leapfrog=leapfrog,
-                                         burn_in=burn_in, thin=thin, generator=generator)
-        fit, est = zs[:samples], zs[samples:]
-        mean, chol = marginal.fit_gaussian(fit)
-        with torch.no_grad():
-            logw = marginal.gaussian_log_density(est, mean, chol) - model.log_joint(xb, est)
-        lme, se = marginal._logmeanexp_with_stderr(logw, batches=5)
-        log_px.append(-lme)
-        stderr.append(se)
-        accepts.append(acc)
-        kept.append(zs)
+        part = marginal.appendix_d_chunk(model, xb, z0, samples=samples, n_leapfrog=leapfrog, burn_in=burn_in,
+                                         thin=thin, generator=generator)
+        log_px.append(part.log_px)
+        stderr.append(part.stderr)
+        accepts.append(part.accept)
+        kept.append(part.samples)
     acc = torch.cat(accepts)
     est = marginal.MarginalEstimate(torch.cat(log_px), torch.cat(stderr), {"mean_accept": float(acc.mean())})
     return est, torch.cat(kept, dim=1)
@@ -250,16 +245,9 @@ def read_estimates(path) -> list[dict]:
 
 
 def write_estimates(path, rows: list[dict]) -> None:
-    import csv
-    import io
+    from vaebench.fileio import atomic_write_csv
 
-    from vaebench.fileio import atomic_write_text
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=ESTIMATE_COLUMNS, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_csv(path, ESTIMATE_COLUMNS, rows)
 
 
 def evaluate_run(run_dir, estimates_csv, settings: dict, *, min_samples: float = 0, only=None, data=None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vaebench.cli.options import add_threads, count, finite_float, seed
+from vaebench.cli.options import add_hmc_options, add_trained_run_options, count, finite_float, seed, set_threads
 from vaebench.estimates import DEFAULTS, LIMITS
 from vaebench.runs import MARGINAL_METHODS
 
@@ -25,33 +25,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    default=DEFAULTS["n_points"], help="the first N points of each split (default 1000, as the paper)")
     p.add_argument("--k", type=count(2, LIMITS["k"], "--k"), default=DEFAULTS["k"],
                    help="importance: samples per datapoint (default 1000)")
-    p.add_argument("--samples-per-point", dest="samples_per_point", default=DEFAULTS["samples_per_point"],
-                   type=count(2, LIMITS["samples_per_point"], "--samples-per-point"),
-                   help="hmc: posterior samples per datapoint in each of the two sets (default 50, as the paper)")
-    p.add_argument("--leapfrog", type=count(1, LIMITS["leapfrog"], "--leapfrog"), default=DEFAULTS["leapfrog"],
-                   help="hmc: leapfrog steps (default 4, as the paper)")
-    p.add_argument("--burn-in", dest="burn_in", type=count(0, LIMITS["burn_in"], "--burn-in"),
-                   default=DEFAULTS["burn_in"], help="hmc: burn-in moves (default 200)")
-    p.add_argument("--thin", type=count(1, LIMITS["thin"], "--thin"), default=DEFAULTS["thin"],
-                   help="hmc: moves between kept samples (default 2)")
+    add_hmc_options(p, samples_help="hmc: posterior samples per datapoint in each of the two sets "
+                                    "(default %(default)s, as the paper)",
+                    leapfrog_help="hmc: leapfrog steps (default %(default)s, as the paper)")
     p.add_argument("--snapshot", choices=("all", "last"), default="last",
                    help="last: the final parameters (checkpoint); all: every snapshot (default last)")
     p.add_argument("--min-samples", dest="min_samples", type=finite_float, default=0,
                    help="with --snapshot all: only snapshots from this many training samples on")
     p.add_argument("--seed", type=seed, default=0, help="random seed of the estimate (default 0)")
-    add_threads(p)
-    p.add_argument("--data-dir", dest="data_dir", help="folder with the data files")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no per-estimate lines")
+    add_trained_run_options(p, progress_help="no per-estimate lines")
 
 
 def run(args) -> int:
-    import torch
-
     from vaebench.estimates import evaluate_run, marginal_csv
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     splits = tuple(s.strip() for s in args.split.split(",") if s.strip())
     rows = evaluate_run(args.run_dir, method=args.method, splits=splits, n_points=args.n_points, k=args.k,
                         samples_per_point=args.samples_per_point, leapfrog=args.leapfrog, burn_in=args.burn_in,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vaebench.cli.options import add_threads, count, seed
+from vaebench.cli.options import add_hmc_options, add_trained_run_options, count, seed, set_threads
 from vaebench.uses.infer import LIMITS
 from vaebench.uses.posterior import DEFAULTS
 
@@ -28,30 +28,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    default=DEFAULTS["elbo_samples"], help="draws per point for each ELBO (default 100)")
     p.add_argument("--max-steps", dest="max_steps", type=count(1, LIMITS["max_steps"], "--max-steps"),
                    default=DEFAULTS["max_steps"], help="cap on the per-point optimisation's steps (default 3000)")
-    p.add_argument("--samples-per-point", dest="samples_per_point", default=DEFAULTS["samples_per_point"],
-                   type=count(2, LIMITS["samples_per_point"], "--samples-per-point"),
-                   help="hmc: posterior samples per point in each of the estimator's two sets (default 50)")
-    p.add_argument("--leapfrog", type=count(1, LIMITS["leapfrog"], "--leapfrog"), default=DEFAULTS["leapfrog"],
-                   help="hmc: leapfrog steps (default 4)")
-    p.add_argument("--burn-in", dest="burn_in", type=count(0, LIMITS["burn_in"], "--burn-in"),
-                   default=DEFAULTS["burn_in"], help="hmc: burn-in moves (default 200)")
-    p.add_argument("--thin", type=count(1, LIMITS["thin"], "--thin"), default=DEFAULTS["thin"],
-                   help="hmc: moves between kept samples (default 2)")
+    add_hmc_options(p, samples_help="hmc: posterior samples per point in each of the estimator's two sets "
+                                    "(default %(default)s)",
+                    leapfrog_help="hmc: leapfrog steps (default %(default)s)")
     p.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     p.add_argument("--out", type=Path, help="folder for the results (default: the run folder)")
-    add_threads(p)
-    p.add_argument("--data-dir", dest="data_dir", help="folder with the data files")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no summary line")
+    add_trained_run_options(p, progress_help="no summary line")
 
 
 def run(args) -> int:
-    import torch
-
     from vaebench.uses.infer import infer_run
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     summary = infer_run(args.run_dir, split=args.split, n_points=args.n_points, k=args.k,
                         elbo_samples=args.elbo_samples, samples_per_point=args.samples_per_point,
                         leapfrog=args.leapfrog, burn_in=args.burn_in, thin=args.thin, max_steps=args.max_steps,

@@ -1,4 +1,5 @@
-"""Argument types and options shared by the commands: counts, thread numbers, run options."""
+"""Argument types and options shared by the commands: counts, thread numbers, run options, the
+HMC settings of the appendix D estimator and the options of the commands that load a trained run."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import math
 
 from vaebench.config import ALGORITHMS, BINARIZE, DATASETS, DREAMS, ESTIMATORS, LATENT_FAMILIES, MAX_SEED, THETA
+from vaebench.estimates import DEFAULTS, LIMITS
 
 
 def count(minimum: int = 1, maximum: float = 10**12, what: str = "a count"):
@@ -44,6 +46,38 @@ seed = count(0, MAX_SEED, "--seed")
 
 def add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=threads, help="torch CPU threads (at least 1; default: torch's)")
+
+
+def set_threads(args) -> None:
+    """Set torch's CPU threads to --threads, where it was given."""
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def add_hmc_options(p: argparse.ArgumentParser, *, samples_help: str, leapfrog_help: str) -> None:
+    """--samples-per-point, --leapfrog, --burn-in and --thin: the HMC settings of the paper's
+    appendix D estimator, with the defaults and bounds of vaebench.estimates (DEFAULTS, LIMITS).
+    The help of the first two differs between the commands, so the caller gives it (argparse
+    writes the default for %(default)s)."""
+    p.add_argument("--samples-per-point", dest="samples_per_point", default=DEFAULTS["samples_per_point"],
+                   type=count(2, LIMITS["samples_per_point"], "--samples-per-point"), help=samples_help)
+    p.add_argument("--leapfrog", type=count(1, LIMITS["leapfrog"], "--leapfrog"), default=DEFAULTS["leapfrog"],
+                   help=leapfrog_help)
+    p.add_argument("--burn-in", dest="burn_in", type=count(0, LIMITS["burn_in"], "--burn-in"),
+                   default=DEFAULTS["burn_in"], help="hmc: burn-in moves (default %(default)s)")
+    p.add_argument("--thin", type=count(1, LIMITS["thin"], "--thin"), default=DEFAULTS["thin"],
+                   help="hmc: moves between kept samples (default %(default)s)")
+
+
+def add_trained_run_options(p: argparse.ArgumentParser, *, progress_help: str) -> None:
+    """--threads, --data-dir, --device and --no-progress: the last options of the commands that
+    load a trained run (evaluate, infer, restore)."""
+    add_threads(p)
+    p.add_argument("--data-dir", dest="data_dir", help="folder with the data files")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help=progress_help)
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vaebench.cli.options import add_threads, count, finite_float, seed
+from vaebench.cli.options import add_trained_run_options, count, finite_float, seed, set_threads
 from vaebench.uses.corruption import TASKS
 from vaebench.uses.restore import DEFAULTS, LIMITS
 from vaebench.uses.samplers import ALL_METHODS
@@ -49,19 +49,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="images in the figure (default 8; 0: no figure)")
     p.add_argument("--seed", type=seed, default=0, help="random seed of the corruption and the samplers (default 0)")
     p.add_argument("--out", type=Path, help="folder for the results (default: the run folder)")
-    add_threads(p)
-    p.add_argument("--data-dir", dest="data_dir", help="folder with the data files")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no per-method lines")
+    add_trained_run_options(p, progress_help="no per-method lines")
 
 
 def run(args) -> int:
-    import torch
-
     from vaebench.uses.restore import file_names, restore_run
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     methods = None if args.methods is None else tuple(m.strip() for m in args.methods.split(",") if m.strip())
     rows = restore_run(args.run_dir, args.task, mask=args.mask, rho=args.rho, noise_std=args.noise_std, k=args.k,
                        obs_noise=args.obs_noise, split=args.split, n_points=args.n_points, burn_in=args.burn_in,

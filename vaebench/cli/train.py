@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vaebench.cli.options import add_run_options, add_threads, given_run_options
+from vaebench.cli.options import add_run_options, add_threads, given_run_options, set_threads
 from vaebench.config import RunConfig, default_lr, load_toml
 from vaebench.errors import VaebenchError
 from vaebench.runs import RunFolder, check_out_path
@@ -54,15 +54,12 @@ def config_from_args(args) -> RunConfig:
 
 
 def run(args) -> int:
-    import torch
-
     from vaebench.train import train
 
     if args.resume and args.overwrite:
         raise VaebenchError("--resume and --overwrite exclude each other")
     cfg = config_from_args(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     info = train(cfg, args.out, resume=args.resume, overwrite=args.overwrite, progress=args.progress)
     final = info.get("final") or {}
     summary = ", ".join(f"{split} {value:.2f}" for split, value in final.items())

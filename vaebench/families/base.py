@@ -62,11 +62,25 @@ class Param:
         return f"{self.name} {CONSTRAINTS[self.constraint][2]}"
 
 
+# the usual parameters of a location-scale family
+LOC = Param("loc", "real", "loc")
+SCALE = Param("scale", "positive", "scale")
+
+# keyword arguments of every torch.distributions object here: the parameters are checked by
+# Family.check, not again by torch
+NV = dict(validate_args=False)
+
+
 def uniform(shape, generator=None, dtype=torch.float64) -> torch.Tensor:
     """U(0,1) draws kept off 0 and 1 (so that log u and log(1-u) are finite)."""
     u = torch.rand(shape, generator=generator, dtype=dtype)
     eps = torch.finfo(dtype).eps
     return u.clamp(eps / 2, 1 - eps / 2)
+
+
+def standard_normal(shape, generator=None, dtype=torch.float64) -> torch.Tensor:
+    """N(0,1) draws (the eps of the Gaussian-based families)."""
+    return torch.randn(shape, generator=generator, dtype=dtype)
 
 
 class _StandardGammaICDF(torch.autograd.Function):

@@ -12,11 +12,10 @@ import torch
 import torch.distributions as D
 from torch.distributions import constraints
 
-from vaebench.families.base import Family, Param, check_eps_width, f64, standard_gamma
-from vaebench.families.inverse_cdf import Exponential
+from vaebench.families.base import (LOC, NV, SCALE, Family, Param, check_eps_width, f64, standard_gamma,
+                                    standard_normal)
+from vaebench.families.inverse_cdf import Exponential, GammaLaw, IntegerShapeGamma
 from vaebench.families.location_scale import Gaussian
-
-NV = dict(validate_args=False)
 
 
 class LogNormal(Family):
@@ -24,14 +23,14 @@ class LogNormal(Family):
 
     name, family, cls = "lognormal", "lognormal", "composition"
     construction = "eps~N(0,1); z = exp(loc + scale*eps)"
-    params = (Param("loc", "real", "loc"), Param("scale", "positive", "scale"))
+    params = (LOC, SCALE)
     log_prob_source = "torch LogNormal"
     example = {"loc": 0.2, "scale": 0.5}
     prior = {"loc": 0.0, "scale": 1.0}
     kl_source = "torch"
 
     def sample_eps(self, shape, generator=None, dtype=torch.float64):
-        return torch.randn(shape, generator=generator, dtype=dtype)
+        return standard_normal(shape, generator, dtype)
 
     def _rsample(self, p, e):
         return torch.exp(Gaussian()._rsample(p, e))
@@ -43,52 +42,30 @@ class LogNormal(Family):
         return st.lognorm(f64(p["scale"]), scale=float(torch.exp(p["loc"])))
 
 
-class GammaSum(Family):
+class GammaSum(IntegerShapeGamma):
     """Integer shape k: a sum of k Exponential(rate) draws, each by the exponential entry's
     inverse CDF: z = sum_i -log(1 - u_i)/rate. No gradient in the shape."""
 
     name, family, cls = "gamma", "gamma", "composition"
     construction = "u_1..u_k~U(0,1); z = sum_i exponential(rate; u_i)"
-    params = (Param("shape", "positive_integer", "fixed"), Param("rate", "positive", "scale"))
-    log_prob_source = "torch Gamma"
-    example = {"shape": 3, "rate": 2.0}
-    prior = {"shape": 1, "rate": 1.0}
-    kl_source = "torch"
-
-    def eps_event_shape(self, params):
-        return (int(self.check(params)["shape"]),)
 
     def _rsample(self, p, u):
         check_eps_width(self, u, int(p["shape"]))
         return Exponential()._rsample({"rate": p["rate"].unsqueeze(-1)}, u).sum(-1)
 
-    def _dist(self, p):
-        return D.Gamma(p["shape"], p["rate"], **NV)
 
-    def _scipy(self, p):
-        return st.gamma(f64(p["shape"]), scale=1 / f64(p["rate"]))
-
-
-class GammaImplicit(Family):
+class GammaImplicit(GammaLaw):
     """Real shape: u ~ U(0,1); z = P^{-1}(shape, u)/rate, the (numerical) inverse CDF with the
     implicit gradient in the shape, as torch.distributions.Gamma.rsample."""
 
     name, family, cls = "gamma-implicit", "gamma", "composition"
     construction = "u~U(0,1); z = P^-1(shape, u)/rate (implicit gradient)"
     params = (Param("shape", "positive", "shape"), Param("rate", "positive", "scale"))
-    log_prob_source = "torch Gamma"
     example = {"shape": 3.0, "rate": 2.0}
     prior = {"shape": 1.0, "rate": 1.0}
-    kl_source = "torch"
 
     def _rsample(self, p, u):
         return standard_gamma(p["shape"], u) / p["rate"]
-
-    def _dist(self, p):
-        return D.Gamma(p["shape"], p["rate"], **NV)
-
-    def _scipy(self, p):
-        return st.gamma(f64(p["shape"]), scale=1 / f64(p["rate"]))
 
 
 class Dirichlet(Family):

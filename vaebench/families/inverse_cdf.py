@@ -14,9 +14,7 @@ import torch
 import torch.distributions as D
 from torch.distributions import transforms as T
 
-from vaebench.families.base import Family, Param, check_eps_width, f64
-
-NV = dict(validate_args=False)
+from vaebench.families.base import LOC, NV, SCALE, Family, Param, check_eps_width, f64
 
 
 class Exponential(Family):
@@ -48,7 +46,7 @@ class Cauchy(Family):
     name = family = "cauchy"
     cls = "inverse-cdf"
     construction = "u~U(0,1); z = loc + scale*tan(pi*(u-1/2))"
-    params = (Param("loc", "real", "loc"), Param("scale", "positive", "scale"))
+    params = (LOC, SCALE)
     log_prob_source = "torch Cauchy"
     example = {"loc": 0.5, "scale": 1.2}
     prior = {"loc": 0.0, "scale": 1.0}
@@ -80,7 +78,7 @@ class Logistic(Family):
     name = family = "logistic"
     cls = "inverse-cdf"
     construction = "u~U(0,1); z = loc + scale*log(u/(1-u))"
-    params = (Param("loc", "real", "loc"), Param("scale", "positive", "scale"))
+    params = (LOC, SCALE)
     log_prob_source = "torch TransformedDistribution(Uniform, [Sigmoid^-1, Affine])"
     example = {"loc": 0.5, "scale": 0.8}
 
@@ -241,7 +239,7 @@ class Gumbel(Family):
     name = family = "gumbel"
     cls = "inverse-cdf"
     construction = "u~U(0,1); z = loc - scale*log(-log(u))"
-    params = (Param("loc", "real", "loc"), Param("scale", "positive", "scale"))
+    params = (LOC, SCALE)
     log_prob_source = "torch Gumbel"
     example = {"loc": 0.5, "scale": 1.2}
     prior = {"loc": 0.0, "scale": 1.0}
@@ -257,7 +255,33 @@ class Gumbel(Family):
         return st.gumbel_r(f64(p["loc"]), f64(p["scale"]))
 
 
-class Erlang(Family):
+class GammaLaw(Family):
+    """What the entries with the law Gamma(shape, rate) share (erlang here; gamma and
+    gamma-implicit in composition): log_prob, KL and scipy. Subclasses write the construction."""
+
+    log_prob_source = "torch Gamma"
+    kl_source = "torch"
+
+    def _dist(self, p):
+        return D.Gamma(p["shape"], p["rate"], **NV)
+
+    def _scipy(self, p):
+        return st.gamma(f64(p["shape"]), scale=1 / f64(p["rate"]))
+
+
+class IntegerShapeGamma(GammaLaw):
+    """Gamma with a fixed integer shape k, drawn from k uniforms (eps has a last dimension of
+    k): the erlang and gamma entries."""
+
+    params = (Param("shape", "positive_integer", "fixed"), Param("rate", "positive", "scale"))
+    example = {"shape": 3, "rate": 2.0}
+    prior = {"shape": 1, "rate": 1.0}
+
+    def eps_event_shape(self, params):
+        return (int(self.check(params)["shape"]),)
+
+
+class Erlang(IntegerShapeGamma):
     """Gamma with integer shape k: a sum of k exponentials, each by its inverse CDF,
     z = sum_i -log(1 - u_i)/rate = -log(prod_i (1 - u_i))/rate. (The same law as the
     ``gamma`` entry; the paper lists Erlang under inverse CDF and gamma under composition.)"""
@@ -265,24 +289,10 @@ class Erlang(Family):
     name = family = "erlang"
     cls = "inverse-cdf"
     construction = "u_1..u_k~U(0,1); z = -log(prod_i (1-u_i))/rate"
-    params = (Param("shape", "positive_integer", "fixed"), Param("rate", "positive", "scale"))
-    log_prob_source = "torch Gamma"
-    example = {"shape": 3, "rate": 2.0}
-    prior = {"shape": 1, "rate": 1.0}
-    kl_source = "torch"
-
-    def eps_event_shape(self, params):
-        return (int(self.check(params)["shape"]),)
 
     def _rsample(self, p, u):
         check_eps_width(self, u, int(p["shape"]))
         return -torch.log1p(-u).sum(-1) / p["rate"]
-
-    def _dist(self, p):
-        return D.Gamma(p["shape"], p["rate"], **NV)
-
-    def _scipy(self, p):
-        return st.gamma(f64(p["shape"]), scale=1 / f64(p["rate"]))
 
 
 FAMILIES = (Exponential, Cauchy, Logistic, Rayleigh, Pareto, Weibull, Reciprocal, Gompertz, Gumbel, Erlang)

@@ -16,14 +16,19 @@ import torch.distributions as D
 from torch.distributions import constraints
 from torch.distributions import transforms as T
 
-from vaebench.families.base import Family, Param, check_eps_width, f64, standard_gamma, uniform
+from vaebench.families.base import (LOC, NV, SCALE, Family, Param, check_eps_width, f64, standard_gamma,
+                                    standard_normal, uniform)
 from vaebench.families.inverse_cdf import logistic_dist
 
-NV = dict(validate_args=False)
-LOC, SCALE = Param("loc", "real", "loc"), Param("scale", "positive", "scale")
+
+class LocationScale(Family):
+    """z = loc + scale eps, eps from the family's standard member (its ``sample_eps``)."""
+
+    def _rsample(self, p, e):
+        return p["loc"] + p["scale"] * e
 
 
-class Gaussian(Family):
+class Gaussian(LocationScale):
     """eps ~ N(0,1), z = loc + scale eps (torch Normal.rsample does the same)."""
 
     name, family, cls = "gaussian", "gaussian", "location-scale"
@@ -35,10 +40,7 @@ class Gaussian(Family):
     kl_source = "torch"
 
     def sample_eps(self, shape, generator=None, dtype=torch.float64):
-        return torch.randn(shape, generator=generator, dtype=dtype)
-
-    def _rsample(self, p, e):
-        return p["loc"] + p["scale"] * e
+        return standard_normal(shape, generator, dtype)
 
     def _dist(self, p):
         return D.Normal(p["loc"], p["scale"], **NV)
@@ -47,7 +49,7 @@ class Gaussian(Family):
         return st.norm(f64(p["loc"]), f64(p["scale"]))
 
 
-class Laplace(Family):
+class Laplace(LocationScale):
     """eps ~ Laplace(0,1) (drawn as -sign(v) log(1 - 2|v|), v = u - 1/2), z = loc + scale eps."""
 
     name, family, cls = "laplace", "laplace", "location-scale"
@@ -62,9 +64,6 @@ class Laplace(Family):
         v = uniform(shape, generator, dtype) - 0.5
         return -torch.sign(v) * torch.log1p(-2 * v.abs())
 
-    def _rsample(self, p, e):
-        return p["loc"] + p["scale"] * e
-
     def _dist(self, p):
         return D.Laplace(p["loc"], p["scale"], **NV)
 
@@ -72,7 +71,7 @@ class Laplace(Family):
         return st.laplace(f64(p["loc"]), f64(p["scale"]))
 
 
-class LogisticLS(Family):
+class LogisticLS(LocationScale):
     """eps ~ Logistic(0,1) (drawn as log(u/(1-u))), z = loc + scale eps: the same law as the
     inverse-CDF ``logistic`` entry, with eps from the standard member instead of U(0,1)."""
 
@@ -86,9 +85,6 @@ class LogisticLS(Family):
         u = uniform(shape, generator, dtype)
         return torch.log(u) - torch.log1p(-u)
 
-    def _rsample(self, p, e):
-        return p["loc"] + p["scale"] * e
-
     def _dist(self, p):
         return logistic_dist(p["loc"], p["scale"])
 
@@ -98,9 +94,14 @@ class LogisticLS(Family):
 
 def _normal_and_uniform(shape, generator, dtype):
     """eps[..., :-1] ~ N(0,1), eps[..., -1] ~ U(0,1)."""
-    e = torch.randn(shape, generator=generator, dtype=dtype)
+    e = standard_normal(shape, generator, dtype)
     e[..., -1] = uniform(shape[:-1], generator, dtype)
     return e
+
+
+def _coordinate_scales(scale_tril):
+    """The scale of each coordinate of loc + L eps: the norms of L's rows."""
+    return scale_tril.square().sum(-1).sqrt()
 
 
 def _chi2(df, u):
@@ -138,7 +139,7 @@ class StudentT(Family):
         return f64(self.check(params)["df"])
 
 
-class Uniform(Family):
+class Uniform(LocationScale):
     """eps ~ U(-1,1), z = loc + scale eps: uniform on [loc - scale, loc + scale]. Both
     parameters move the support."""
 
@@ -152,9 +153,6 @@ class Uniform(Family):
 
     def sample_eps(self, shape, generator=None, dtype=torch.float64):
         return 2 * uniform(shape, generator, dtype) - 1
-
-    def _rsample(self, p, e):
-        return p["loc"] + p["scale"] * e
 
     def _dist(self, p):
         return D.Uniform(p["loc"] - p["scale"], p["loc"] + p["scale"], **NV)
@@ -178,7 +176,7 @@ class StandardTriangular(D.Distribution):
         return torch.where(inside, torch.log1p(-x.abs().clamp(max=1)), torch.full_like(x, -math.inf))
 
 
-class Triangular(Family):
+class Triangular(LocationScale):
     """eps ~ Triangular(-1, 0, 1) (drawn as u1 - u2), z = loc + scale eps: symmetric triangular
     on [loc - scale, loc + scale]. q vanishes at the edges, so the score-function estimator is
     unbiased, but its score ~ 1/(distance to an edge) has infinite variance."""
@@ -192,9 +190,6 @@ class Triangular(Family):
 
     def sample_eps(self, shape, generator=None, dtype=torch.float64):
         return uniform(shape, generator, dtype) - uniform(shape, generator, dtype)
-
-    def _rsample(self, p, e):
-        return p["loc"] + p["scale"] * e
 
     def _dist(self, p):
         loc, scale = torch.broadcast_tensors(p["loc"], p["scale"])
@@ -221,7 +216,7 @@ class MultivariateNormal(Family):
         return (self.check(params)["loc"].shape[-1],)
 
     def sample_eps(self, shape, generator=None, dtype=torch.float64):
-        return torch.randn(shape, generator=generator, dtype=dtype)
+        return standard_normal(shape, generator, dtype)
 
     def _rsample(self, p, e):
         return p["loc"] + (p["scale_tril"] @ e.unsqueeze(-1)).squeeze(-1)
@@ -231,8 +226,7 @@ class MultivariateNormal(Family):
 
     def scipy_marginals(self, params):
         p = self.check(params)
-        sd = p["scale_tril"].square().sum(-1).sqrt()
-        return [st.norm(f64(m), f64(s)) for m, s in zip(p["loc"], sd)]
+        return [st.norm(f64(m), f64(s)) for m, s in zip(p["loc"], _coordinate_scales(p["scale_tril"]))]
 
 
 class MultivariateStudentTDist(D.Distribution):
@@ -285,8 +279,7 @@ class MultivariateStudentT(Family):
 
     def scipy_marginals(self, params):
         p = self.check(params)
-        sd = p["scale_tril"].square().sum(-1).sqrt()
-        return [st.t(f64(p["df"]), f64(m), f64(s)) for m, s in zip(p["loc"], sd)]
+        return [st.t(f64(p["df"]), f64(m), f64(s)) for m, s in zip(p["loc"], _coordinate_scales(p["scale_tril"]))]
 
     def tail_index(self, params):
         return f64(self.check(params)["df"])

@@ -17,8 +17,6 @@ The mathematics is in vaebench.uses.posterior.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from pathlib import Path
@@ -26,7 +24,7 @@ from pathlib import Path
 import torch
 
 from vaebench.errors import VaebenchError
-from vaebench.fileio import atomic_write_json, atomic_write_text
+from vaebench.fileio import atomic_write_csv, atomic_write_json
 from vaebench.runs import lock_folder
 from vaebench.uses import posterior
 from vaebench.uses.trained import labels, load_trained, output_dir
@@ -60,14 +58,6 @@ def check_settings(split: str, **counts) -> None:
         if not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= LIMITS[name]):
             raise VaebenchError(f"--{name.replace('_', '-')} must be a whole number in [{low}, {LIMITS[name]:,}], "
                                 f"got {value!r}")
-
-
-def _csv(columns, rows) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
 
 
 def _num(v, digits: int = 6):
@@ -162,8 +152,8 @@ def infer_run(run_dir, *, split: str = "test", n_points: int = posterior.DEFAULT
     from vaebench.uses import plots
 
     with lock_folder(where, "vaebench infer"):
-        atomic_write_text(where / names["inference"], _csv(INFERENCE_COLUMNS, rows))
-        atomic_write_text(where / names["posterior"], _csv(POSTERIOR_COLUMNS, post_rows))
+        atomic_write_csv(where / names["inference"], INFERENCE_COLUMNS, rows)
+        atomic_write_csv(where / names["posterior"], POSTERIOR_COLUMNS, post_rows)
         atomic_write_json(where / names["summary"], summary)
         plots.latent_scatter(where / names["scatter"], z2, lab_z, axis_labels=axes,
                              title=f"{run.name}: {what}")

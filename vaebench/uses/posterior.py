@@ -158,18 +158,13 @@ def hmc_posterior(model, x: torch.Tensor, *, samples: int = DEFAULTS["samples_pe
     for start in range(0, x.shape[0], chunk):
         xb = x[start:start + chunk]
         z0 = marginal.initial_z(model, xb, generator=generator)
-        zs, _, acc = marginal.hmc_sample(model.log_joint, xb, z0, n_samples=2 * samples, n_leapfrog=leapfrog,
-                                         burn_in=burn_in, thin=thin, generator=generator)
-        fit, est = zs[:samples], zs[samples:]
-        mean, chol = marginal.fit_gaussian(fit)
-        with torch.no_grad():
-            logw = marginal.gaussian_log_density(est, mean, chol) - model.log_joint(xb, est)
-        lme, se = marginal._logmeanexp_with_stderr(logw, batches=5)  # the estimator's own error estimate
-        out["log_px"].append(-lme)
-        out["stderr"].append(se)
-        out["mean"].append(zs.mean(0))
-        out["std"].append(zs.std(0))
-        out["accept"].append(acc)
+        part = marginal.appendix_d_chunk(model, xb, z0, samples=samples, n_leapfrog=leapfrog, burn_in=burn_in,
+                                         thin=thin, generator=generator)
+        out["log_px"].append(part.log_px)
+        out["stderr"].append(part.stderr)  # the estimator's own error estimate
+        out["mean"].append(part.samples.mean(0))
+        out["std"].append(part.samples.std(0))
+        out["accept"].append(part.accept)
     return HMCPosterior(*(torch.cat(out[k]) for k in ("log_px", "stderr", "mean", "std", "accept")))
 
 

@@ -24,15 +24,13 @@ denoise-rho0.1, superres-k2.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 
 import torch
 
 from vaebench.errors import VaebenchError
-from vaebench.fileio import atomic_write_text
+from vaebench.fileio import atomic_write_csv
 from vaebench.runs import lock_folder
 from vaebench.uses import samplers
 from vaebench.uses.corruption import make_corruption
@@ -182,12 +180,8 @@ def restore_run(run_dir, task: str, *, mask=None, rho=None, noise_std=None, k=No
                      "accept_rate": round(r["accept"], 4) if sampler else "",
                      "burn_in": burn_in if sampler else "", "samples": samples if sampler else "", "seed": seed,
                      "wall_s": round(r["wall_s"], 3), "images_per_s": round(x.shape[0] / r["wall_s"], 2)})
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=RESTORE_COLUMNS, lineterminator="\n", extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
     with lock_folder(where, "vaebench restore"):
-        atomic_write_text(where / names["table"], buf.getvalue())
+        atomic_write_csv(where / names["table"], RESTORE_COLUMNS, rows)
         if grid:
             write_grid(where / names["grid"], run, corruption, y[:grid], truth[:grid], results)
     return rows

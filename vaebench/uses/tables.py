@@ -13,12 +13,11 @@ tables (written atomically):
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 from pathlib import Path
 
-from vaebench.fileio import atomic_write_text
+from vaebench.fileio import atomic_write_csv, atomic_write_text
 
 INFERENCE_TABLE_COLUMNS = ("run", "dataset", "algorithm", "nz", "split", "n_points", "log_px_hmc", "log_px_hmc_se",
                            "log_px_is", "log_px_is_se", "elbo_encoder", "elbo_optimised", "inference_gap",
@@ -33,14 +32,6 @@ ACTIVE_STD = 0.9   # a latent dimension is "active" when its average HMC posteri
 def _read_csv(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
-
-
-def _csv_text(columns, rows) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
 
 
 def inference_rows(root) -> list[dict]:
@@ -124,11 +115,11 @@ def collect(root) -> dict:
     root = Path(root)
     inf, res = inference_rows(root), restore_rows(root)
     if inf:
-        atomic_write_text(root / "inference.csv", _csv_text(INFERENCE_TABLE_COLUMNS, inf))
+        atomic_write_csv(root / "inference.csv", INFERENCE_TABLE_COLUMNS, inf)
     if res:
         from vaebench.uses.restore import RESTORE_COLUMNS
 
-        atomic_write_text(root / "restore.csv", _csv_text(RESTORE_COLUMNS, res))
+        atomic_write_csv(root / "restore.csv", RESTORE_COLUMNS, res)
     md = []
     if inf:
         md += ["## Posterior inference of z", "", inference_markdown(inf)]
