@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import types
 
 import torch
 
@@ -84,3 +85,34 @@ def np_scalars(t: torch.Tensor, *values):
 
 def shaped(t: torch.Tensor, shape) -> torch.Tensor:
     return t if t.shape == shape else t.view(shape)
+
+
+def custom_op(name: str, fake, *, backward=None, setup=None):
+    """Decorator: the function as the torch custom op ``vaebench_kernels::<name>`` (mutating no
+    input), ``fake`` its fake (shape-only) implementation and, given, ``backward`` its autograd
+    formula with ``setup`` as its setup_context."""
+    def register(fn):
+        op = torch.library.custom_op(f"vaebench_kernels::{name}", mutates_args=())(fn)
+        op.register_fake(fake)
+        if backward is not None:
+            op.register_autograd(backward, setup_context=setup)
+        return op
+    return register
+
+
+def eager_function(name: str, op: str, forward, setup, backward) -> type:
+    """The eager fast path of a custom op: a torch.autograd.Function ``name`` running ``forward``
+    (layer 2) with the op's ``setup`` (setup_context) and ``backward`` formula, without the
+    custom-op dispatch. Its backward refuses double backward (refuse_double_backward)."""
+    def fwd(ctx, *inputs):
+        output = forward(*inputs)
+        setup(ctx, inputs, output)
+        return output
+
+    def bwd(ctx, *grads):
+        refuse_double_backward(ctx, op)
+        return backward(ctx, *grads)
+
+    body = {"forward": staticmethod(fwd), "backward": staticmethod(bwd), "__module__": forward.__module__,
+            "__doc__": "Eager fast path: the same kernels without the custom-op dispatch."}
+    return types.new_class(name, (torch.autograd.Function,), exec_body=lambda ns: ns.update(body))

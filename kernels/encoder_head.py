@@ -15,6 +15,8 @@ Tolerance against eager (fp32): 1e-5 relative on z, kl and gradients.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from . import _backend as B
@@ -28,13 +30,9 @@ OP = "encoder_head"
 # ---- layer 1: numba --------------------------------------------------------
 try:
     import numba
-    import numpy as np
     from numba import prange
 
-    from .fastmath import FLAGS, fclamp, fexpm1, finside
-
-    _OPTS = dict(fastmath=FLAGS, error_model="numpy", nogil=True)
-    _Z, _HALF, _ONE, _TWO = np.float32(0), np.float32(0.5), np.float32(1), np.float32(2)
+    from .fastmath import HALF as _HALF, ONE as _ONE, OPTS as _OPTS, TWO as _TWO, ZERO as _Z, fclamp, fexpm1, finside
 
     @numba.njit(inline="always", **_OPTS)
     def _fwd_row(mu, lv, eps, z, lo, hi):
@@ -153,28 +151,17 @@ def backward(mu, logvar, eps, gz, gkl, need_eps, backend):
 
 
 # ---- layer 3 -----------------------------------------------------------------
-@torch.library.custom_op("vaebench_kernels::encoder_head", mutates_args=())
-def _op(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
-    return forward(mu, logvar, eps, backend)
+def _bwd_fake(mu, logvar, eps, gz, gkl, need_eps, backend):
+    n = mu.shape[:-1].numel()
+    return (mu.new_empty(mu.shape), mu.new_empty(mu.shape),
+            mu.new_empty(mu.shape) if need_eps else mu.new_empty((n, 0)))
 
 
-@_op.register_fake
-def _(mu, logvar, eps, backend):
-    return mu.new_empty(mu.shape), mu.new_empty(mu.shape[:-1])
-
-
-@torch.library.custom_op("vaebench_kernels::encoder_head_bwd", mutates_args=())
+@B.custom_op("encoder_head_bwd", _bwd_fake)
 def _bwd_op(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor, gz: torch.Tensor, gkl: torch.Tensor,
             need_eps: bool, backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     gmu, glv, geps = backward(mu, logvar, eps, gz, gkl, need_eps, backend)
     return gmu, glv, geps
-
-
-@_bwd_op.register_fake
-def _(mu, logvar, eps, gz, gkl, need_eps, backend):
-    n = mu.shape[:-1].numel()
-    return (mu.new_empty(mu.shape), mu.new_empty(mu.shape),
-            mu.new_empty(mu.shape) if need_eps else mu.new_empty((n, 0)))
 
 
 def _setup(ctx, inputs, output):
@@ -183,37 +170,25 @@ def _setup(ctx, inputs, output):
     ctx.backend = backend
 
 
-def _backward(ctx, gz, gkl):
+def _backward(ctx, gz, gkl, bwd=_bwd_op):
+    """``bwd``: the backward op (torch.compile) or layer 2's backward (the eager path)."""
     mu, logvar, eps = ctx.saved_tensors
     if gz is None:
         gz = torch.zeros_like(mu)
     if gkl is None:
         gkl = mu.new_zeros(mu.shape[:-1])
     need_eps = ctx.needs_input_grad[2]
-    gmu, glv, geps = _bwd_op(mu, logvar, eps, gz, gkl, need_eps, ctx.backend)
+    gmu, glv, geps = bwd(mu, logvar, eps, gz, gkl, need_eps, ctx.backend)
     return gmu, glv, (geps if need_eps else None), None
 
 
-_op.register_autograd(_backward, setup_context=_setup)
+@B.custom_op("encoder_head", lambda mu, logvar, eps, backend: (mu.new_empty(mu.shape), mu.new_empty(mu.shape[:-1])),
+             backward=_backward, setup=_setup)
+def _op(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return forward(mu, logvar, eps, backend)
 
 
-class EncoderHead(torch.autograd.Function):
-    """Eager fast path: the same kernels without the custom-op dispatch."""
-
-    @staticmethod
-    def forward(ctx, mu, logvar, eps, backend):
-        z, kl = forward(mu, logvar, eps, backend)
-        ctx.save_for_backward(mu, logvar, eps)
-        ctx.backend = backend
-        return z, kl
-
-    @staticmethod
-    def backward(ctx, gz, gkl):
-        B.refuse_double_backward(ctx, OP)
-        mu, logvar, eps = ctx.saved_tensors
-        need_eps = ctx.needs_input_grad[2]
-        gmu, glv, geps = backward(mu, logvar, eps, gz, gkl, need_eps, ctx.backend)
-        return gmu, glv, (geps if need_eps else None), None
+EncoderHead = B.eager_function("EncoderHead", OP, forward, _setup, functools.partial(_backward, bwd=backward))
 
 
 def encoder_head(mu, logvar, eps, backend="numba"):

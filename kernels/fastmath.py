@@ -35,6 +35,10 @@ from numba.extending import intrinsic, overload
 # fastmath flags for every kernel: everything but nnan/ninf, so isnan / x != x
 # and inf arithmetic keep their IEEE meaning (as in stumpy's config.py).
 FLAGS = {"nsz", "arcp", "contract", "afn", "reassoc"}
+# the options of the op files' kernels (with FLAGS, numpy's error model: a division by zero
+# gives inf or nan, no check) and their fp32 literals (so that fp32 kernels stay in fp32)
+OPTS = dict(fastmath=FLAGS, error_model="numpy", nogil=True)
+ZERO, HALF, ONE, TWO = np.float32(0), np.float32(0.5), np.float32(1), np.float32(2)
 
 _LOG2E = np.float32(1.4426950408889634)
 _LN2_HI = np.float32(0.693145751953125)        # ln2 split for Cody-Waite

@@ -7,6 +7,8 @@ Tolerance against eager (fp32): 1e-5 relative on kl and gradients.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from . import _backend as B
@@ -20,13 +22,9 @@ OP = "gaussian_kl"
 # ---- layer 1: numba --------------------------------------------------------
 try:
     import numba
-    import numpy as np
     from numba import prange
 
-    from .fastmath import FLAGS, fclamp, fexpm1, finside
-
-    _OPTS = dict(fastmath=FLAGS, error_model="numpy", nogil=True)
-    _Z, _HALF = np.float32(0), np.float32(0.5)
+    from .fastmath import HALF as _HALF, OPTS as _OPTS, ZERO as _Z, fclamp, fexpm1, finside
 
     @numba.njit(inline="always", **_OPTS)
     def _fwd_row(mu, lv, lo, hi):
@@ -125,25 +123,10 @@ def backward(mu, logvar, g, backend):
 
 
 # ---- layer 3 -----------------------------------------------------------------
-@torch.library.custom_op("vaebench_kernels::gaussian_kl", mutates_args=())
-def _op(mu: torch.Tensor, logvar: torch.Tensor, backend: str) -> torch.Tensor:
-    return forward(mu, logvar, backend)
-
-
-@_op.register_fake
-def _(mu, logvar, backend):
-    return mu.new_empty(mu.shape[:-1])
-
-
-@torch.library.custom_op("vaebench_kernels::gaussian_kl_bwd", mutates_args=())
+@B.custom_op("gaussian_kl_bwd", lambda mu, logvar, g, backend: (mu.new_empty(mu.shape), mu.new_empty(mu.shape)))
 def _bwd_op(mu: torch.Tensor, logvar: torch.Tensor, g: torch.Tensor,
             backend: str) -> tuple[torch.Tensor, torch.Tensor]:
     return backward(mu, logvar, g, backend)
-
-
-@_bwd_op.register_fake
-def _(mu, logvar, g, backend):
-    return mu.new_empty(mu.shape), mu.new_empty(mu.shape)
 
 
 def _setup(ctx, inputs, output):
@@ -152,30 +135,19 @@ def _setup(ctx, inputs, output):
     ctx.backend = backend
 
 
-def _backward(ctx, g):
+def _backward(ctx, g, bwd=_bwd_op):
+    """``bwd``: the backward op (torch.compile) or layer 2's backward (the eager path)."""
     mu, logvar = ctx.saved_tensors
-    gmu, glv = _bwd_op(mu, logvar, g, ctx.backend)
+    gmu, glv = bwd(mu, logvar, g, ctx.backend)
     return gmu, glv, None
 
 
-_op.register_autograd(_backward, setup_context=_setup)
+@B.custom_op("gaussian_kl", lambda mu, logvar, backend: mu.new_empty(mu.shape[:-1]), backward=_backward, setup=_setup)
+def _op(mu: torch.Tensor, logvar: torch.Tensor, backend: str) -> torch.Tensor:
+    return forward(mu, logvar, backend)
 
 
-class GaussianKL(torch.autograd.Function):
-    """Eager fast path: the same kernels without the custom-op dispatch."""
-
-    @staticmethod
-    def forward(ctx, mu, logvar, backend):
-        ctx.save_for_backward(mu, logvar)
-        ctx.backend = backend
-        return forward(mu, logvar, backend)
-
-    @staticmethod
-    def backward(ctx, g):
-        B.refuse_double_backward(ctx, OP)
-        mu, logvar = ctx.saved_tensors
-        gmu, glv = backward(mu, logvar, g, ctx.backend)
-        return gmu, glv, None
+GaussianKL = B.eager_function("GaussianKL", OP, forward, _setup, functools.partial(_backward, bwd=backward))
 
 
 def gaussian_kl(mu, logvar, backend="numba"):

@@ -27,13 +27,9 @@ _LOG_2PI = math.log(2.0 * math.pi)
 # ---- layer 1: numba --------------------------------------------------------
 try:
     import numba
-    import numpy as np
     from numba import prange
 
-    from .fastmath import FLAGS, fclamp, fexp, finside
-
-    _OPTS = dict(fastmath=FLAGS, error_model="numpy", nogil=True)
-    _Z, _HALF, _ONE = np.float32(0), np.float32(0.5), np.float32(1)
+    from .fastmath import HALF as _HALF, ONE as _ONE, OPTS as _OPTS, ZERO as _Z, fclamp, fexp, finside
 
     @numba.njit(inline="always", **_OPTS)
     def _row(m, lv, x, dm, dlv, need_grad, lo, hi, log2pi):

@@ -20,6 +20,8 @@ Tolerance against eager (fp32): 1e-5 relative on z, neg_log_det and gradients.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from . import _backend as B
@@ -34,13 +36,9 @@ NAMES = ("loc", "raw_scale", "eps")
 # ---- layer 1: numba --------------------------------------------------------
 try:
     import numba
-    import numpy as np
     from numba import prange
 
-    from .fastmath import FLAGS, fclamp, fexp, finside
-
-    _OPTS = dict(fastmath=FLAGS, error_model="numpy", nogil=True)
-    _Z, _HALF = np.float32(0), np.float32(0.5)
+    from .fastmath import HALF as _HALF, OPTS as _OPTS, ZERO as _Z, fclamp, fexp, finside
 
     @numba.njit(inline="always", **_OPTS)
     def _fwd_row(loc, raw, eps, z, lo, hi):
@@ -159,28 +157,16 @@ def _g_loc(gz, loc):
 
 
 # ---- layer 3 -----------------------------------------------------------------
-@torch.library.custom_op("vaebench_kernels::location_scale_rsample", mutates_args=())
-def _op(loc: torch.Tensor, raw_scale: torch.Tensor, eps: torch.Tensor,
-        backend: str) -> tuple[torch.Tensor, torch.Tensor]:
-    return forward(loc, raw_scale, eps, backend)
-
-
-@_op.register_fake
-def _(loc, raw_scale, eps, backend):
-    return loc.new_empty(loc.shape), loc.new_empty(loc.shape[:-1])
-
-
-@torch.library.custom_op("vaebench_kernels::location_scale_rsample_bwd", mutates_args=())
-def _bwd_op(raw_scale: torch.Tensor, eps: torch.Tensor, gz: torch.Tensor, gnld: torch.Tensor, need_eps: bool,
-            backend: str) -> tuple[torch.Tensor, torch.Tensor]:
-    return backward(raw_scale, eps, gz, gnld, need_eps, backend)
-
-
-@_bwd_op.register_fake
-def _(raw_scale, eps, gz, gnld, need_eps, backend):
+def _bwd_fake(raw_scale, eps, gz, gnld, need_eps, backend):
     n = raw_scale.shape[:-1].numel()
     return (raw_scale.new_empty(raw_scale.shape),
             raw_scale.new_empty(raw_scale.shape) if need_eps else raw_scale.new_empty((n, 0)))
+
+
+@B.custom_op("location_scale_rsample_bwd", _bwd_fake)
+def _bwd_op(raw_scale: torch.Tensor, eps: torch.Tensor, gz: torch.Tensor, gnld: torch.Tensor, need_eps: bool,
+            backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return backward(raw_scale, eps, gz, gnld, need_eps, backend)
 
 
 def _setup(ctx, inputs, output):
@@ -189,35 +175,29 @@ def _setup(ctx, inputs, output):
     ctx.backend = backend
 
 
-def _backward(ctx, gz, gnld):
+def _backward(ctx, gz, gnld, bwd=_bwd_op):
+    """``bwd``: the backward op (torch.compile) or layer 2's backward (the eager path)."""
     raw_scale, eps = ctx.saved_tensors
     gz = _g_loc(gz, raw_scale)
     if gnld is None:
         gnld = raw_scale.new_zeros(raw_scale.shape[:-1])
     need_eps = ctx.needs_input_grad[2]
-    graw, geps = _bwd_op(raw_scale, eps, gz, gnld, need_eps, ctx.backend)
+    graw, geps = bwd(raw_scale, eps, gz, gnld, need_eps, ctx.backend)
     return gz, graw, (geps if need_eps else None), None
 
 
-_op.register_autograd(_backward, setup_context=_setup)
+def _fake(loc, raw_scale, eps, backend):
+    return loc.new_empty(loc.shape), loc.new_empty(loc.shape[:-1])
 
 
-class LocationScaleRsample(torch.autograd.Function):
-    """Eager fast path: the same kernels without the custom-op dispatch."""
+@B.custom_op("location_scale_rsample", _fake, backward=_backward, setup=_setup)
+def _op(loc: torch.Tensor, raw_scale: torch.Tensor, eps: torch.Tensor,
+        backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return forward(loc, raw_scale, eps, backend)
 
-    @staticmethod
-    def forward(ctx, loc, raw_scale, eps, backend):
-        ctx.save_for_backward(raw_scale, eps)
-        ctx.backend = backend
-        return forward(loc, raw_scale, eps, backend)
 
-    @staticmethod
-    def backward(ctx, gz, gnld):
-        B.refuse_double_backward(ctx, OP)
-        raw_scale, eps = ctx.saved_tensors
-        need_eps = ctx.needs_input_grad[2]
-        graw, geps = backward(raw_scale, eps, gz, gnld, need_eps, ctx.backend)
-        return _g_loc(gz, raw_scale), graw, (geps if need_eps else None), None
+LocationScaleRsample = B.eager_function("LocationScaleRsample", OP, forward, _setup,
+                                        functools.partial(_backward, bwd=backward))
 
 
 def location_scale_rsample(loc, raw_scale, eps, backend="numba"):

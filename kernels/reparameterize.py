@@ -14,6 +14,8 @@ Tolerance against eager (fp32): 1e-6 relative on z, 1e-5 on gradients.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from . import _backend as B
@@ -33,10 +35,7 @@ try:
     import numpy as np
     from numba import prange
 
-    from .fastmath import FLAGS, fclamp, fexp, finside
-
-    _OPTS = dict(fastmath=FLAGS, error_model="numpy", nogil=True)
-    _Z, _HALF = np.float32(0), np.float32(0.5)
+    from .fastmath import HALF as _HALF, OPTS as _OPTS, ZERO as _Z, fclamp, fexp, finside
 
     @numba.njit(inline="always", **_OPTS)
     def _fwd_row(mu, lv, eps, z, lo, hi):
@@ -217,26 +216,15 @@ def seeded_backward(logvar, g, seed: int, backend):
 
 
 # ---- layer 3 -----------------------------------------------------------------
-@torch.library.custom_op("vaebench_kernels::reparameterize", mutates_args=())
-def _op(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor, backend: str) -> torch.Tensor:
-    return forward(mu, logvar, eps, backend)
+def _bwd_fake(logvar, eps, g, need_eps, backend):
+    n = logvar.shape[:-1].numel()
+    return logvar.new_empty(logvar.shape), (logvar.new_empty(logvar.shape) if need_eps else logvar.new_empty((n, 0)))
 
 
-@_op.register_fake
-def _(mu, logvar, eps, backend):
-    return mu.new_empty(mu.shape)
-
-
-@torch.library.custom_op("vaebench_kernels::reparameterize_bwd", mutates_args=())
+@B.custom_op("reparameterize_bwd", _bwd_fake)
 def _bwd_op(logvar: torch.Tensor, eps: torch.Tensor, g: torch.Tensor, need_eps: bool,
             backend: str) -> tuple[torch.Tensor, torch.Tensor]:
     return backward(logvar, eps, g, need_eps, backend)
-
-
-@_bwd_op.register_fake
-def _(logvar, eps, g, need_eps, backend):
-    n = logvar.shape[:-1].numel()
-    return logvar.new_empty(logvar.shape), (logvar.new_empty(logvar.shape) if need_eps else logvar.new_empty((n, 0)))
 
 
 def _setup(ctx, inputs, output):
@@ -245,34 +233,23 @@ def _setup(ctx, inputs, output):
     ctx.backend = backend
 
 
-def _backward(ctx, g):
+def _backward(ctx, g, bwd=_bwd_op):
+    """``bwd``: the backward op (torch.compile) or layer 2's backward (the eager path)."""
     logvar, eps = ctx.saved_tensors
     need_eps = ctx.needs_input_grad[2]
-    glv, geps = _bwd_op(logvar, eps, g, need_eps, ctx.backend)
+    glv, geps = bwd(logvar, eps, g, need_eps, ctx.backend)
     return g, glv, (geps if need_eps else None), None
 
 
-_op.register_autograd(_backward, setup_context=_setup)
+@B.custom_op("reparameterize", lambda mu, logvar, eps, backend: mu.new_empty(mu.shape),
+             backward=_backward, setup=_setup)
+def _op(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor, backend: str) -> torch.Tensor:
+    return forward(mu, logvar, eps, backend)
 
 
-@torch.library.custom_op("vaebench_kernels::reparameterize_seeded", mutates_args=())
-def _seeded_op(mu: torch.Tensor, logvar: torch.Tensor, seed: int, backend: str) -> torch.Tensor:
-    return seeded_forward(mu, logvar, seed, backend)
-
-
-@_seeded_op.register_fake
-def _(mu, logvar, seed, backend):
-    return mu.new_empty(mu.shape)
-
-
-@torch.library.custom_op("vaebench_kernels::reparameterize_seeded_bwd", mutates_args=())
+@B.custom_op("reparameterize_seeded_bwd", lambda logvar, g, seed, backend: logvar.new_empty(logvar.shape))
 def _seeded_bwd_op(logvar: torch.Tensor, g: torch.Tensor, seed: int, backend: str) -> torch.Tensor:
     return seeded_backward(logvar, g, seed, backend)
-
-
-@_seeded_bwd_op.register_fake
-def _(logvar, g, seed, backend):
-    return logvar.new_empty(logvar.shape)
 
 
 def _seeded_setup(ctx, inputs, output):
@@ -281,44 +258,21 @@ def _seeded_setup(ctx, inputs, output):
     ctx.seed, ctx.backend = seed, backend
 
 
-def _seeded_backward(ctx, g):
+def _seeded_backward(ctx, g, bwd=_seeded_bwd_op):
+    """``bwd``: the backward op (torch.compile) or layer 2's backward (the eager path)."""
     (logvar,) = ctx.saved_tensors
-    return g, _seeded_bwd_op(logvar, g, ctx.seed, ctx.backend), None, None
+    return g, bwd(logvar, g, ctx.seed, ctx.backend), None, None
 
 
-_seeded_op.register_autograd(_seeded_backward, setup_context=_seeded_setup)
+@B.custom_op("reparameterize_seeded", lambda mu, logvar, seed, backend: mu.new_empty(mu.shape),
+             backward=_seeded_backward, setup=_seeded_setup)
+def _seeded_op(mu: torch.Tensor, logvar: torch.Tensor, seed: int, backend: str) -> torch.Tensor:
+    return seeded_forward(mu, logvar, seed, backend)
 
 
-class Reparameterize(torch.autograd.Function):
-    """Eager fast path: the same kernels without the custom-op dispatch."""
-
-    @staticmethod
-    def forward(ctx, mu, logvar, eps, backend):
-        ctx.save_for_backward(logvar, eps)
-        ctx.backend = backend
-        return forward(mu, logvar, eps, backend)
-
-    @staticmethod
-    def backward(ctx, g):
-        B.refuse_double_backward(ctx, OP)
-        logvar, eps = ctx.saved_tensors
-        need_eps = ctx.needs_input_grad[2]
-        glv, geps = backward(logvar, eps, g, need_eps, ctx.backend)
-        return g, glv, (geps if need_eps else None), None
-
-
-class ReparameterizeSeeded(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, mu, logvar, seed, backend):
-        ctx.save_for_backward(logvar)
-        ctx.seed, ctx.backend = seed, backend
-        return seeded_forward(mu, logvar, seed, backend)
-
-    @staticmethod
-    def backward(ctx, g):
-        B.refuse_double_backward(ctx, "reparameterize_seeded")
-        (logvar,) = ctx.saved_tensors
-        return g, seeded_backward(logvar, g, ctx.seed, ctx.backend), None, None
+Reparameterize = B.eager_function("Reparameterize", OP, forward, _setup, functools.partial(_backward, bwd=backward))
+ReparameterizeSeeded = B.eager_function("ReparameterizeSeeded", "reparameterize_seeded", seeded_forward, _seeded_setup,
+                                        functools.partial(_seeded_backward, bwd=seeded_backward))
 
 
 def reparameterize(mu, logvar, eps, backend="numba"):

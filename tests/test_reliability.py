@@ -289,15 +289,15 @@ def test_marginal_csv_missing_a_column(finished_run):
         RunFolder(finished_run).read_marginal("hmc")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--k", "inf"], "--k must be a whole number"),
-    (["--k", "1e12"], "--k must be in"),
-    (["--burn-in", "1e12"], "--burn-in must be in"),
-    (["--threads", "0"], "--threads must be in"),
+@pytest.mark.parametrize("flag, value, message", [
+    ("--k", "inf", "must be a whole number"),
+    ("--k", "1e12", "must be in"),
+    ("--burn-in", "1e12", "must be in"),
+    ("--threads", "0", "must be in"),
 ])
-def test_evaluate_counts_are_bounded(finished_run, capsys, argv, message):
-    code, _, err = run_cli(capsys, "evaluate", finished_run, *argv)
-    assert code == 2 and one_line(err) and message in err, err
+def test_evaluate_counts_are_bounded(finished_run, capsys, flag, value, message):
+    code, _, err = run_cli(capsys, "evaluate", finished_run, flag, value)
+    assert code == 2 and one_line(err) and f"{flag} {message}" in err, err
 
 
 def test_ctrl_c_while_importing_is_one_line(capsys, monkeypatch):

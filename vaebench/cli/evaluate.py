@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vaebench.cli.options import add_hmc_options, add_trained_run_options, count, finite_float, seed, set_threads
+from vaebench.cli.options import add_count, add_hmc_options, add_trained_run_options, finite_float, seed, set_threads
 from vaebench.estimates import DEFAULTS, LIMITS
 from vaebench.runs import MARGINAL_METHODS
 
@@ -21,10 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=MARGINAL_METHODS, default="hmc",
                    help="hmc: the paper's appendix D estimator (default); importance: the encoder as proposal")
     p.add_argument("--split", default="train,test", help="comma-separated splits (default train,test)")
-    p.add_argument("--n-points", dest="n_points", type=count(1, LIMITS["n_points"], "--n-points"),
-                   default=DEFAULTS["n_points"], help="the first N points of each split (default 1000, as the paper)")
-    p.add_argument("--k", type=count(2, LIMITS["k"], "--k"), default=DEFAULTS["k"],
-                   help="importance: samples per datapoint (default 1000)")
+    add_count(p, "--n-points", 1, LIMITS, DEFAULTS, "the first N points of each split (default 1000, as the paper)")
+    add_count(p, "--k", 2, LIMITS, DEFAULTS, "importance: samples per datapoint (default 1000)")
     add_hmc_options(p, samples_help="hmc: posterior samples per datapoint in each of the two sets "
                                     "(default %(default)s, as the paper)",
                     leapfrog_help="hmc: leapfrog steps (default %(default)s, as the paper)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vaebench.cli.options import add_hmc_options, add_trained_run_options, count, seed, set_threads
+from vaebench.cli.options import add_count, add_hmc_options, add_trained_run_options, seed, set_threads
 from vaebench.uses.infer import LIMITS
 from vaebench.uses.posterior import DEFAULTS
 
@@ -20,14 +20,10 @@ from vaebench.uses.posterior import DEFAULTS
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a trained run folder (run.json, checkpoint.pt)")
     p.add_argument("--split", choices=("train", "test"), default="test", help="default test")
-    p.add_argument("--n-points", dest="n_points", type=count(1, LIMITS["n_points"], "--n-points"),
-                   default=DEFAULTS["n_points"], help="the first N points of the split (default 1000)")
-    p.add_argument("--k", type=count(2, LIMITS["k"], "--k"), default=DEFAULTS["k"],
-                   help="importance samples per point for the cross-check (default 1000)")
-    p.add_argument("--elbo-samples", dest="elbo_samples", type=count(2, LIMITS["elbo_samples"], "--elbo-samples"),
-                   default=DEFAULTS["elbo_samples"], help="draws per point for each ELBO (default 100)")
-    p.add_argument("--max-steps", dest="max_steps", type=count(1, LIMITS["max_steps"], "--max-steps"),
-                   default=DEFAULTS["max_steps"], help="cap on the per-point optimisation's steps (default 3000)")
+    add_count(p, "--n-points", 1, LIMITS, DEFAULTS, "the first N points of the split (default 1000)")
+    add_count(p, "--k", 2, LIMITS, DEFAULTS, "importance samples per point for the cross-check (default 1000)")
+    add_count(p, "--elbo-samples", 2, LIMITS, DEFAULTS, "draws per point for each ELBO (default 100)")
+    add_count(p, "--max-steps", 1, LIMITS, DEFAULTS, "cap on the per-point optimisation's steps (default 3000)")
     add_hmc_options(p, samples_help="hmc: posterior samples per point in each of the estimator's two sets "
                                     "(default %(default)s)",
                     leapfrog_help="hmc: leapfrog steps (default %(default)s)")

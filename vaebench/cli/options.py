@@ -40,6 +40,13 @@ def parse_lr(text: str):
     return "auto" if text == "auto" else finite_float(text)
 
 
+def add_count(p: argparse.ArgumentParser, flag: str, minimum: int, limits: dict, defaults: dict, help: str) -> None:
+    """The option ``flag``: a whole number in [minimum, limits[key]], by default defaults[key], where
+    key is its destination (--n-points: n_points)."""
+    key = flag.lstrip("-").replace("-", "_")
+    p.add_argument(flag, dest=key, type=count(minimum, limits[key], flag), default=defaults[key], help=help)
+
+
 threads = count(1, 1024, "--threads")
 seed = count(0, MAX_SEED, "--seed")
 
@@ -61,14 +68,10 @@ def add_hmc_options(p: argparse.ArgumentParser, *, samples_help: str, leapfrog_h
     appendix D estimator, with the defaults and bounds of vaebench.estimates (DEFAULTS, LIMITS).
     The help of the first two differs between the commands, so the caller gives it (argparse
     writes the default for %(default)s)."""
-    p.add_argument("--samples-per-point", dest="samples_per_point", default=DEFAULTS["samples_per_point"],
-                   type=count(2, LIMITS["samples_per_point"], "--samples-per-point"), help=samples_help)
-    p.add_argument("--leapfrog", type=count(1, LIMITS["leapfrog"], "--leapfrog"), default=DEFAULTS["leapfrog"],
-                   help=leapfrog_help)
-    p.add_argument("--burn-in", dest="burn_in", type=count(0, LIMITS["burn_in"], "--burn-in"),
-                   default=DEFAULTS["burn_in"], help="hmc: burn-in moves (default %(default)s)")
-    p.add_argument("--thin", type=count(1, LIMITS["thin"], "--thin"), default=DEFAULTS["thin"],
-                   help="hmc: moves between kept samples (default %(default)s)")
+    add_count(p, "--samples-per-point", 2, LIMITS, DEFAULTS, samples_help)
+    add_count(p, "--leapfrog", 1, LIMITS, DEFAULTS, leapfrog_help)
+    add_count(p, "--burn-in", 0, LIMITS, DEFAULTS, "hmc: burn-in moves (default %(default)s)")
+    add_count(p, "--thin", 1, LIMITS, DEFAULTS, "hmc: moves between kept samples (default %(default)s)")
 
 
 def add_trained_run_options(p: argparse.ArgumentParser, *, progress_help: str) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vaebench.cli.options import add_trained_run_options, count, finite_float, seed, set_threads
+from vaebench.cli.options import add_count, add_trained_run_options, count, finite_float, seed, set_threads
 from vaebench.uses.corruption import TASKS
 from vaebench.uses.restore import DEFAULTS, LIMITS
 from vaebench.uses.samplers import ALL_METHODS
@@ -39,14 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", help=f"comma-separated, from {', '.join(ALL_METHODS)} (default: all but grid, which needs "
                    "N_z = 2 and is slow; a run without encoder gets no encoder-based method)")
     p.add_argument("--split", choices=("train", "test"), default="test", help="default test")
-    p.add_argument("--n-points", dest="n_points", type=count(1, LIMITS["n_points"], "--n-points"),
-                   default=DEFAULTS["n_points"], help="the first N images of the split (default 1000)")
-    p.add_argument("--burn-in", dest="burn_in", type=count(0, LIMITS["burn_in"], "--burn-in"),
-                   default=DEFAULTS["burn_in"], help="samplers: transitions before the kept ones (default 100)")
-    p.add_argument("--samples", type=count(1, LIMITS["samples"], "--samples"), default=DEFAULTS["samples"],
-                   help="samplers: kept transitions per image (default 100)")
-    p.add_argument("--grid", type=count(0, LIMITS["grid"], "--grid"), default=DEFAULTS["grid"],
-                   help="images in the figure (default 8; 0: no figure)")
+    add_count(p, "--n-points", 1, LIMITS, DEFAULTS, "the first N images of the split (default 1000)")
+    add_count(p, "--burn-in", 0, LIMITS, DEFAULTS, "samplers: transitions before the kept ones (default 100)")
+    add_count(p, "--samples", 1, LIMITS, DEFAULTS, "samplers: kept transitions per image (default 100)")
+    add_count(p, "--grid", 0, LIMITS, DEFAULTS, "images in the figure (default 8; 0: no figure)")
     p.add_argument("--seed", type=seed, default=0, help="random seed of the corruption and the samplers (default 0)")
     p.add_argument("--out", type=Path, help="folder for the results (default: the run folder)")
     add_trained_run_options(p, progress_help="no per-method lines")

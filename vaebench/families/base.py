@@ -132,6 +132,24 @@ class Family:
     kl_source: str | None = None  # "torch" | "hand-written" | None (no closed form)
     multivariate: bool = False
 
+    def __init_subclass__(entry, *, log_prob: str | None = None, kl: str | None = None, **attributes):
+        """An entry's metadata as class keywords, ``class Gumbel(Family, name="gumbel",
+        cls="inverse-cdf", log_prob="torch Gumbel", kl="torch", construction="...")``: ``log_prob``
+        and ``kl`` set log_prob_source and kl_source, the others the attribute of their name;
+        ``family`` defaults to ``name``."""
+        super().__init_subclass__()
+        unknown = sorted(a for a in attributes if not hasattr(Family, a) or callable(getattr(Family, a)))
+        if unknown:
+            raise TypeError(f"{entry.__name__}: unknown family attribute(s) {', '.join(unknown)}")
+        if "name" in attributes:
+            attributes.setdefault("family", attributes["name"])
+        if log_prob is not None:
+            attributes["log_prob_source"] = log_prob
+        if kl is not None:
+            attributes["kl_source"] = kl
+        for key, value in attributes.items():
+            setattr(entry, key, value)
+
     # ---- parameters ------------------------------------------------------------------------
     def check(self, params: dict, dtype=torch.float64) -> dict:
         """Tensors of ``params``, after checking names and supports (FamilyError otherwise)."""

@@ -18,19 +18,13 @@ from vaebench.families.inverse_cdf import Exponential, GammaLaw, IntegerShapeGam
 from vaebench.families.location_scale import Gaussian
 
 
-class LogNormal(Family):
+class LogNormal(Family, name="lognormal", cls="composition", log_prob="torch LogNormal", kl="torch",
+                construction="eps~N(0,1); z = exp(loc + scale*eps)"):
     """eps ~ N(0,1); z = exp(loc + scale eps), the exp of the Gaussian entry."""
 
-    name, family, cls = "lognormal", "lognormal", "composition"
-    construction = "eps~N(0,1); z = exp(loc + scale*eps)"
     params = (LOC, SCALE)
-    log_prob_source = "torch LogNormal"
-    example = {"loc": 0.2, "scale": 0.5}
-    prior = {"loc": 0.0, "scale": 1.0}
-    kl_source = "torch"
-
-    def sample_eps(self, shape, generator=None, dtype=torch.float64):
-        return standard_normal(shape, generator, dtype)
+    example, prior = {"loc": 0.2, "scale": 0.5}, {"loc": 0.0, "scale": 1.0}
+    sample_eps = staticmethod(standard_normal)
 
     def _rsample(self, p, e):
         return torch.exp(Gaussian()._rsample(p, e))
@@ -42,43 +36,34 @@ class LogNormal(Family):
         return st.lognorm(f64(p["scale"]), scale=float(torch.exp(p["loc"])))
 
 
-class GammaSum(IntegerShapeGamma):
+class GammaSum(IntegerShapeGamma, name="gamma", cls="composition",
+               construction="u_1..u_k~U(0,1); z = sum_i exponential(rate; u_i)"):
     """Integer shape k: a sum of k Exponential(rate) draws, each by the exponential entry's
     inverse CDF: z = sum_i -log(1 - u_i)/rate. No gradient in the shape."""
-
-    name, family, cls = "gamma", "gamma", "composition"
-    construction = "u_1..u_k~U(0,1); z = sum_i exponential(rate; u_i)"
 
     def _rsample(self, p, u):
         check_eps_width(self, u, int(p["shape"]))
         return Exponential()._rsample({"rate": p["rate"].unsqueeze(-1)}, u).sum(-1)
 
 
-class GammaImplicit(GammaLaw):
+class GammaImplicit(GammaLaw, name="gamma-implicit", family="gamma", cls="composition",
+                    construction="u~U(0,1); z = P^-1(shape, u)/rate (implicit gradient)"):
     """Real shape: u ~ U(0,1); z = P^{-1}(shape, u)/rate, the (numerical) inverse CDF with the
     implicit gradient in the shape, as torch.distributions.Gamma.rsample."""
 
-    name, family, cls = "gamma-implicit", "gamma", "composition"
-    construction = "u~U(0,1); z = P^-1(shape, u)/rate (implicit gradient)"
     params = (Param("shape", "positive", "shape"), Param("rate", "positive", "scale"))
-    example = {"shape": 3.0, "rate": 2.0}
-    prior = {"shape": 1.0, "rate": 1.0}
+    example, prior = {"shape": 3.0, "rate": 2.0}, {"shape": 1.0, "rate": 1.0}
 
     def _rsample(self, p, u):
         return standard_gamma(p["shape"], u) / p["rate"]
 
 
-class Dirichlet(Family):
+class Dirichlet(Family, name="dirichlet", cls="composition", multivariate=True, log_prob="torch Dirichlet",
+                kl="torch", construction="u_1..u_K~U(0,1); G_i = gamma(alpha_i; u_i); z = G/sum(G)"):
     """u_1..u_K ~ U(0,1); G_i = P^{-1}(alpha_i, u_i) ~ Gamma(alpha_i, 1); z = G / sum_j G_j."""
 
-    name, family, cls = "dirichlet", "dirichlet", "composition"
-    construction = "u_1..u_K~U(0,1); G_i = gamma(alpha_i; u_i); z = G/sum(G)"
     params = (Param("concentration", "positive", "shape", event_dim=1),)
-    log_prob_source = "torch Dirichlet"
-    example = {"concentration": [2.0, 3.0, 1.5]}
-    prior = {"concentration": [1.0, 1.0, 1.0]}
-    kl_source = "torch"
-    multivariate = True
+    example, prior = {"concentration": [2.0, 3.0, 1.5]}, {"concentration": [1.0, 1.0, 1.0]}
 
     def eps_event_shape(self, params):
         return (self.check(params)["concentration"].shape[-1],)
@@ -100,16 +85,12 @@ class Dirichlet(Family):
         return [st.beta(f64(ai), f64(a.sum() - ai)) for ai in a[:-1]]
 
 
-class Beta(Family):
+class Beta(Family, name="beta", cls="composition", log_prob="torch Beta", kl="torch",
+           construction="u1,u2~U(0,1); X = gamma(a; u1), Y = gamma(b; u2); z = X/(X+Y)"):
     """u1, u2 ~ U(0,1); X = P^{-1}(a, u1), Y = P^{-1}(b, u2); z = X/(X + Y)."""
 
-    name, family, cls = "beta", "beta", "composition"
-    construction = "u1,u2~U(0,1); X = gamma(a; u1), Y = gamma(b; u2); z = X/(X+Y)"
     params = (Param("a", "positive", "shape"), Param("b", "positive", "shape"))
-    log_prob_source = "torch Beta"
-    example = {"a": 2.0, "b": 3.0}
-    prior = {"a": 1.0, "b": 1.0}
-    kl_source = "torch"
+    example, prior = {"a": 2.0, "b": 3.0}, {"a": 1.0, "b": 1.0}
 
     def eps_event_shape(self, params):
         return (2,)
@@ -126,17 +107,13 @@ class Beta(Family):
         return st.beta(f64(p["a"]), f64(p["b"]))
 
 
-class Chi2(Family):
+class Chi2(Family, name="chi2", family="chi-squared", cls="composition", log_prob="torch Chi2", kl="torch",
+           construction="u~U(0,1); z = 2*gamma(df/2; u)"):
     """chi-squared(df) = Gamma(df/2, rate 1/2): u ~ U(0,1); z = 2 P^{-1}(df/2, u). (For an
     integer df, the law of a sum of df squared standard normals, which has no df gradient.)"""
 
-    name, family, cls = "chi2", "chi-squared", "composition"
-    construction = "u~U(0,1); z = 2*gamma(df/2; u)"
     params = (Param("df", "positive", "shape"),)
-    log_prob_source = "torch Chi2"
-    example = {"df": 4.0}
-    prior = {"df": 2.0}
-    kl_source = "torch"
+    example, prior = {"df": 4.0}, {"df": 2.0}
 
     def _rsample(self, p, u):
         return 2 * standard_gamma(p["df"] / 2, u)
@@ -166,14 +143,12 @@ class FisherSnedecorDist(D.Distribution):
                 - (d1 + d2) / 2 * torch.log1p(d1 * z / d2) - log_beta)
 
 
-class FisherF(Family):
+class FisherF(Family, name="f", family="F", cls="composition", log_prob="hand-written FisherSnedecorDist",
+              construction="u1,u2~U(0,1); z = (chi2_d1(u1)/d1)/(chi2_d2(u2)/d2)"):
     """u1, u2 ~ U(0,1); X_i = 2 P^{-1}(d_i/2, u_i) ~ chi2(d_i); z = (X1/d1)/(X2/d2).
     E z^m is finite only for m < d2/2."""
 
-    name, family, cls = "f", "F", "composition"
-    construction = "u1,u2~U(0,1); z = (chi2_d1(u1)/d1)/(chi2_d2(u2)/d2)"
     params = (Param("d1", "positive", "shape"), Param("d2", "positive", "shape"))
-    log_prob_source = "hand-written FisherSnedecorDist"
     example = {"d1": 5.0, "d2": 8.0}
 
     def eps_event_shape(self, params):

@@ -17,17 +17,12 @@ from torch.distributions import transforms as T
 from vaebench.families.base import LOC, NV, SCALE, Family, Param, check_eps_width, f64
 
 
-class Exponential(Family):
+class Exponential(Family, name="exponential", cls="inverse-cdf", log_prob="torch Exponential", kl="torch",
+                  construction="u~U(0,1); z = -log(1-u)/rate"):
     """F(z) = 1 - exp(-rate z);  F^{-1}(u) = -log(1 - u) / rate."""
 
-    name = family = "exponential"
-    cls = "inverse-cdf"
-    construction = "u~U(0,1); z = -log(1-u)/rate"
     params = (Param("rate", "positive", "scale"),)
-    log_prob_source = "torch Exponential"
-    example = {"rate": 1.5}
-    prior = {"rate": 1.0}
-    kl_source = "torch"
+    example, prior = {"rate": 1.5}, {"rate": 1.0}
 
     def _rsample(self, p, u):
         return -torch.log1p(-u) / p["rate"]
@@ -39,18 +34,13 @@ class Exponential(Family):
         return st.expon(scale=1 / f64(p["rate"]))
 
 
-class Cauchy(Family):
+class Cauchy(Family, name="cauchy", cls="inverse-cdf", log_prob="torch Cauchy", kl="torch",
+             construction="u~U(0,1); z = loc + scale*tan(pi*(u-1/2))"):
     """F(z) = 1/2 + atan((z - loc)/scale)/pi;  F^{-1}(u) = loc + scale tan(pi (u - 1/2)).
     No mean: E|z|^m is finite only for m < 1."""
 
-    name = family = "cauchy"
-    cls = "inverse-cdf"
-    construction = "u~U(0,1); z = loc + scale*tan(pi*(u-1/2))"
     params = (LOC, SCALE)
-    log_prob_source = "torch Cauchy"
-    example = {"loc": 0.5, "scale": 1.2}
-    prior = {"loc": 0.0, "scale": 1.0}
-    kl_source = "torch"
+    example, prior = {"loc": 0.5, "scale": 1.2}, {"loc": 0.0, "scale": 1.0}
 
     def _rsample(self, p, u):
         return p["loc"] + p["scale"] * torch.tan(math.pi * (u - 0.5))
@@ -65,45 +55,38 @@ class Cauchy(Family):
         return 1.0
 
 
-def logistic_dist(loc, scale):
-    """Logistic as torch's TransformedDistribution: logit of a uniform, then loc + scale x."""
-    loc, scale = torch.broadcast_tensors(loc, scale)
-    base = D.Uniform(torch.zeros_like(loc), torch.ones_like(loc), **NV)
-    return D.TransformedDistribution(base, [T.SigmoidTransform().inv, T.AffineTransform(loc, scale)], **NV)
+class LogisticLaw(Family, log_prob="torch TransformedDistribution(Uniform, [Sigmoid^-1, Affine])"):
+    """What the entries with the law Logistic(loc, scale) share (logistic here, logistic-ls in
+    location_scale): parameters, log_prob and scipy. Subclasses write the construction."""
 
-
-class Logistic(Family):
-    """F(z) = 1/(1 + exp(-(z - loc)/scale));  F^{-1}(u) = loc + scale log(u/(1-u))."""
-
-    name = family = "logistic"
-    cls = "inverse-cdf"
-    construction = "u~U(0,1); z = loc + scale*log(u/(1-u))"
     params = (LOC, SCALE)
-    log_prob_source = "torch TransformedDistribution(Uniform, [Sigmoid^-1, Affine])"
     example = {"loc": 0.5, "scale": 0.8}
 
-    def _rsample(self, p, u):
-        return p["loc"] + p["scale"] * (torch.log(u) - torch.log1p(-u))
-
     def _dist(self, p):
-        return logistic_dist(p["loc"], p["scale"])
+        """torch's TransformedDistribution: logit of a uniform, then loc + scale x."""
+        loc, scale = torch.broadcast_tensors(p["loc"], p["scale"])
+        base = D.Uniform(torch.zeros_like(loc), torch.ones_like(loc), **NV)
+        return D.TransformedDistribution(base, [T.SigmoidTransform().inv, T.AffineTransform(loc, scale)], **NV)
 
     def _scipy(self, p):
         return st.logistic(f64(p["loc"]), f64(p["scale"]))
 
 
-class Rayleigh(Family):
+class Logistic(LogisticLaw, name="logistic", cls="inverse-cdf", construction="u~U(0,1); z = loc + scale*log(u/(1-u))"):
+    """F(z) = 1/(1 + exp(-(z - loc)/scale));  F^{-1}(u) = loc + scale log(u/(1-u))."""
+
+    def _rsample(self, p, u):
+        return p["loc"] + p["scale"] * (torch.log(u) - torch.log1p(-u))
+
+
+class Rayleigh(Family, name="rayleigh", cls="inverse-cdf", kl="hand-written",
+               construction="u~U(0,1); z = scale*sqrt(-2*log(1-u))",
+               log_prob="hand-written: TransformedDistribution(Exponential(1/2), [Power(1/2), Affine(0, scale)])"):
     """F(z) = 1 - exp(-z^2/(2 scale^2));  F^{-1}(u) = scale sqrt(-2 log(1-u)).
     KL(R(s1) || R(s2)) = 2 log(s2/s1) + s1^2/s2^2 - 1."""
 
-    name = family = "rayleigh"
-    cls = "inverse-cdf"
-    construction = "u~U(0,1); z = scale*sqrt(-2*log(1-u))"
     params = (Param("scale", "positive", "scale"),)
-    log_prob_source = "hand-written: TransformedDistribution(Exponential(1/2), [Power(1/2), Affine(0, scale)])"
-    example = {"scale": 1.3}
-    prior = {"scale": 1.0}
-    kl_source = "hand-written"
+    example, prior = {"scale": 1.3}, {"scale": 1.0}
 
     def _rsample(self, p, u):
         return p["scale"] * torch.sqrt(-2 * torch.log1p(-u))
@@ -122,18 +105,13 @@ class Rayleigh(Family):
         return 2 * torch.log(s2 / s1) + (s1 / s2) ** 2 - 1
 
 
-class Pareto(Family):
+class Pareto(Family, name="pareto", cls="inverse-cdf", log_prob="torch Pareto", kl="torch",
+             construction="u~U(0,1); z = scale*(1-u)^(-1/alpha)"):
     """F(z) = 1 - (scale/z)^alpha on z >= scale;  F^{-1}(u) = scale (1-u)^(-1/alpha).
     E z^m is finite only for m < alpha; the support moves with scale."""
 
-    name = family = "pareto"
-    cls = "inverse-cdf"
-    construction = "u~U(0,1); z = scale*(1-u)^(-1/alpha)"
     params = (Param("scale", "positive", "scale", moves_support=True), Param("alpha", "positive", "shape"))
-    log_prob_source = "torch Pareto"
-    example = {"scale": 1.5, "alpha": 3.0}
-    prior = {"scale": 1.0, "alpha": 2.0}
-    kl_source = "torch"
+    example, prior = {"scale": 1.5, "alpha": 3.0}, {"scale": 1.0, "alpha": 2.0}
 
     def _rsample(self, p, u):
         return p["scale"] * torch.exp(-torch.log1p(-u) / p["alpha"])
@@ -148,19 +126,14 @@ class Pareto(Family):
         return f64(self.check(params)["alpha"])
 
 
-class Weibull(Family):
+class Weibull(Family, name="weibull", cls="inverse-cdf", log_prob="torch Weibull", kl="hand-written",
+              construction="u~U(0,1); z = scale*(-log(1-u))^(1/concentration)"):
     """F(z) = 1 - exp(-(z/scale)^k);  F^{-1}(u) = scale (-log(1-u))^(1/k).
     KL(W(k1,l1) || W(k2,l2)) = log(k1/l1^k1) - log(k2/l2^k2) + (k1 - k2)(log l1 - gamma_E/k1)
     + (l1/l2)^k2 Gamma(k2/k1 + 1) - 1  (Bauckhage 2013)."""
 
-    name = family = "weibull"
-    cls = "inverse-cdf"
-    construction = "u~U(0,1); z = scale*(-log(1-u))^(1/concentration)"
     params = (Param("scale", "positive", "scale"), Param("concentration", "positive", "shape"))
-    log_prob_source = "torch Weibull"
-    example = {"scale": 1.5, "concentration": 1.8}
-    prior = {"scale": 1.0, "concentration": 1.0}
-    kl_source = "hand-written"
+    example, prior = {"scale": 1.5, "concentration": 1.8}, {"scale": 1.0, "concentration": 1.0}
 
     def _rsample(self, p, u):
         return p["scale"] * (-torch.log1p(-u)) ** (1 / p["concentration"])
@@ -179,20 +152,16 @@ class Weibull(Family):
                 + torch.exp(k2 * (torch.log(l1) - torch.log(l2)) + torch.lgamma(k2 / k1 + 1)) - 1)
 
 
-class Reciprocal(Family):
+class Reciprocal(Family, name="reciprocal", cls="inverse-cdf", kl="hand-written",
+                 construction="u~U(0,1); z = low*(high/low)^u",
+                 log_prob="hand-written: TransformedDistribution(Uniform(log low, log high), Exp)"):
     """Log-uniform on [low, high]: q(z) = 1/(z log(high/low)); F^{-1}(u) = low (high/low)^u.
     KL(R(a1,b1) || R(a2,b2)) = log(log(b2/a2) / log(b1/a1)) when [a1,b1] is inside [a2,b2]
     (else inf). Both parameters move the support."""
 
-    name = family = "reciprocal"
-    cls = "inverse-cdf"
-    construction = "u~U(0,1); z = low*(high/low)^u"
     params = (Param("low", "positive", "scale", moves_support=True),
               Param("high", "greater_than_low", "scale", moves_support=True))
-    log_prob_source = "hand-written: TransformedDistribution(Uniform(log low, log high), Exp)"
-    example = {"low": 0.5, "high": 4.0}
-    prior = {"low": 0.1, "high": 20.0}
-    kl_source = "hand-written"
+    example, prior = {"low": 0.5, "high": 4.0}, {"low": 0.1, "high": 20.0}
 
     def _rsample(self, p, u):
         a, b = p["low"], p["high"]
@@ -211,14 +180,11 @@ class Reciprocal(Family):
         return torch.where((a1 >= a2) & (b1 <= b2), kl, torch.full_like(kl, math.inf))
 
 
-class Gompertz(Family):
+class Gompertz(Family, name="gompertz", cls="inverse-cdf", construction="u~U(0,1); z = log(1 - log(1-u)/eta)/b",
+               log_prob="hand-written: TransformedDistribution(Exponential(eta), [Affine(1,1), Log, Affine(0,1/b)])"):
     """F(z) = 1 - exp(-eta (exp(b z) - 1)) on z >= 0;  F^{-1}(u) = log(1 - log(1-u)/eta) / b."""
 
-    name = family = "gompertz"
-    cls = "inverse-cdf"
-    construction = "u~U(0,1); z = log(1 - log(1-u)/eta)/b"
     params = (Param("eta", "positive", "shape"), Param("b", "positive", "scale"))
-    log_prob_source = "hand-written: TransformedDistribution(Exponential(eta), [Affine(1,1), Log, Affine(0,1/b)])"
     example = {"eta": 0.7, "b": 1.5}
 
     def _rsample(self, p, u):
@@ -233,17 +199,12 @@ class Gompertz(Family):
         return st.gompertz(f64(p["eta"]), scale=1 / f64(p["b"]))
 
 
-class Gumbel(Family):
+class Gumbel(Family, name="gumbel", cls="inverse-cdf", log_prob="torch Gumbel", kl="torch",
+             construction="u~U(0,1); z = loc - scale*log(-log(u))"):
     """F(z) = exp(-exp(-(z - loc)/scale));  F^{-1}(u) = loc - scale log(-log u)."""
 
-    name = family = "gumbel"
-    cls = "inverse-cdf"
-    construction = "u~U(0,1); z = loc - scale*log(-log(u))"
     params = (LOC, SCALE)
-    log_prob_source = "torch Gumbel"
-    example = {"loc": 0.5, "scale": 1.2}
-    prior = {"loc": 0.0, "scale": 1.0}
-    kl_source = "torch"
+    example, prior = {"loc": 0.5, "scale": 1.2}, {"loc": 0.0, "scale": 1.0}
 
     def _rsample(self, p, u):
         return p["loc"] - p["scale"] * torch.log(-torch.log(u))
@@ -255,12 +216,9 @@ class Gumbel(Family):
         return st.gumbel_r(f64(p["loc"]), f64(p["scale"]))
 
 
-class GammaLaw(Family):
+class GammaLaw(Family, log_prob="torch Gamma", kl="torch"):
     """What the entries with the law Gamma(shape, rate) share (erlang here; gamma and
     gamma-implicit in composition): log_prob, KL and scipy. Subclasses write the construction."""
-
-    log_prob_source = "torch Gamma"
-    kl_source = "torch"
 
     def _dist(self, p):
         return D.Gamma(p["shape"], p["rate"], **NV)
@@ -274,21 +232,17 @@ class IntegerShapeGamma(GammaLaw):
     k): the erlang and gamma entries."""
 
     params = (Param("shape", "positive_integer", "fixed"), Param("rate", "positive", "scale"))
-    example = {"shape": 3, "rate": 2.0}
-    prior = {"shape": 1, "rate": 1.0}
+    example, prior = {"shape": 3, "rate": 2.0}, {"shape": 1, "rate": 1.0}
 
     def eps_event_shape(self, params):
         return (int(self.check(params)["shape"]),)
 
 
-class Erlang(IntegerShapeGamma):
+class Erlang(IntegerShapeGamma, name="erlang", cls="inverse-cdf",
+             construction="u_1..u_k~U(0,1); z = -log(prod_i (1-u_i))/rate"):
     """Gamma with integer shape k: a sum of k exponentials, each by its inverse CDF,
     z = sum_i -log(1 - u_i)/rate = -log(prod_i (1 - u_i))/rate. (The same law as the
     ``gamma`` entry; the paper lists Erlang under inverse CDF and gamma under composition.)"""
-
-    name = family = "erlang"
-    cls = "inverse-cdf"
-    construction = "u_1..u_k~U(0,1); z = -log(prod_i (1-u_i))/rate"
 
     def _rsample(self, p, u):
         check_eps_width(self, u, int(p["shape"]))

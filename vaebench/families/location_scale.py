@@ -18,7 +18,7 @@ from torch.distributions import transforms as T
 
 from vaebench.families.base import (LOC, NV, SCALE, Family, Param, check_eps_width, f64, standard_gamma,
                                     standard_normal, uniform)
-from vaebench.families.inverse_cdf import logistic_dist
+from vaebench.families.inverse_cdf import LogisticLaw
 
 
 class LocationScale(Family):
@@ -28,19 +28,13 @@ class LocationScale(Family):
         return p["loc"] + p["scale"] * e
 
 
-class Gaussian(LocationScale):
+class Gaussian(LocationScale, name="gaussian", cls="location-scale", log_prob="torch Normal", kl="torch",
+               construction="eps~N(0,1); z = loc + scale*eps"):
     """eps ~ N(0,1), z = loc + scale eps (torch Normal.rsample does the same)."""
 
-    name, family, cls = "gaussian", "gaussian", "location-scale"
-    construction = "eps~N(0,1); z = loc + scale*eps"
     params = (LOC, SCALE)
-    log_prob_source = "torch Normal"
-    example = {"loc": 0.5, "scale": 1.2}
-    prior = {"loc": 0.0, "scale": 1.0}
-    kl_source = "torch"
-
-    def sample_eps(self, shape, generator=None, dtype=torch.float64):
-        return standard_normal(shape, generator, dtype)
+    example, prior = {"loc": 0.5, "scale": 1.2}, {"loc": 0.0, "scale": 1.0}
+    sample_eps = staticmethod(standard_normal)
 
     def _dist(self, p):
         return D.Normal(p["loc"], p["scale"], **NV)
@@ -49,16 +43,12 @@ class Gaussian(LocationScale):
         return st.norm(f64(p["loc"]), f64(p["scale"]))
 
 
-class Laplace(LocationScale):
+class Laplace(LocationScale, name="laplace", cls="location-scale", log_prob="torch Laplace", kl="torch",
+              construction="eps~Laplace(0,1); z = loc + scale*eps"):
     """eps ~ Laplace(0,1) (drawn as -sign(v) log(1 - 2|v|), v = u - 1/2), z = loc + scale eps."""
 
-    name, family, cls = "laplace", "laplace", "location-scale"
-    construction = "eps~Laplace(0,1); z = loc + scale*eps"
     params = (LOC, SCALE)
-    log_prob_source = "torch Laplace"
-    example = {"loc": 0.5, "scale": 1.2}
-    prior = {"loc": 0.0, "scale": 1.0}
-    kl_source = "torch"
+    example, prior = {"loc": 0.5, "scale": 1.2}, {"loc": 0.0, "scale": 1.0}
 
     def sample_eps(self, shape, generator=None, dtype=torch.float64):
         v = uniform(shape, generator, dtype) - 0.5
@@ -71,25 +61,14 @@ class Laplace(LocationScale):
         return st.laplace(f64(p["loc"]), f64(p["scale"]))
 
 
-class LogisticLS(LocationScale):
+class LogisticLS(LocationScale, LogisticLaw, name="logistic-ls", family="logistic", cls="location-scale",
+                 construction="eps~Logistic(0,1); z = loc + scale*eps"):
     """eps ~ Logistic(0,1) (drawn as log(u/(1-u))), z = loc + scale eps: the same law as the
     inverse-CDF ``logistic`` entry, with eps from the standard member instead of U(0,1)."""
-
-    name, family, cls = "logistic-ls", "logistic", "location-scale"
-    construction = "eps~Logistic(0,1); z = loc + scale*eps"
-    params = (LOC, SCALE)
-    log_prob_source = "torch TransformedDistribution(Uniform, [Sigmoid^-1, Affine])"
-    example = {"loc": 0.5, "scale": 0.8}
 
     def sample_eps(self, shape, generator=None, dtype=torch.float64):
         u = uniform(shape, generator, dtype)
         return torch.log(u) - torch.log1p(-u)
-
-    def _dist(self, p):
-        return logistic_dist(p["loc"], p["scale"])
-
-    def _scipy(self, p):
-        return st.logistic(f64(p["loc"]), f64(p["scale"]))
 
 
 def _normal_and_uniform(shape, generator, dtype):
@@ -109,14 +88,12 @@ def _chi2(df, u):
     return 2 * standard_gamma(df / 2, u)
 
 
-class StudentT(Family):
+class StudentT(Family, name="student-t", cls="location-scale", log_prob="torch StudentT",
+               construction="eps=(n~N(0,1), u~U(0,1)); z = loc + scale*n/sqrt(chi2_df(u)/df)"):
     """eps = (n, u), n ~ N(0,1), u ~ U(0,1); G = chi2(df) from u (implicit gamma);
     z = loc + scale n / sqrt(G/df). E|z|^m is finite only for m < df."""
 
-    name, family, cls = "student-t", "student-t", "location-scale"
-    construction = "eps=(n~N(0,1), u~U(0,1)); z = loc + scale*n/sqrt(chi2_df(u)/df)"
     params = (LOC, SCALE, Param("df", "positive", "shape"))
-    log_prob_source = "torch StudentT"
     example = {"loc": 0.5, "scale": 1.2, "df": 3.0}
 
     def eps_event_shape(self, params):
@@ -139,17 +116,13 @@ class StudentT(Family):
         return f64(self.check(params)["df"])
 
 
-class Uniform(LocationScale):
+class Uniform(LocationScale, name="uniform", cls="location-scale", log_prob="torch Uniform(loc - scale, loc + scale)",
+              kl="torch", construction="eps~U(-1,1); z = loc + scale*eps"):
     """eps ~ U(-1,1), z = loc + scale eps: uniform on [loc - scale, loc + scale]. Both
     parameters move the support."""
 
-    name, family, cls = "uniform", "uniform", "location-scale"
-    construction = "eps~U(-1,1); z = loc + scale*eps"
     params = (Param("loc", "real", "loc", moves_support=True), Param("scale", "positive", "scale", moves_support=True))
-    log_prob_source = "torch Uniform(loc - scale, loc + scale)"
-    example = {"loc": 0.5, "scale": 1.0}
-    prior = {"loc": 0.0, "scale": 2.0}
-    kl_source = "torch"
+    example, prior = {"loc": 0.5, "scale": 1.0}, {"loc": 0.0, "scale": 2.0}
 
     def sample_eps(self, shape, generator=None, dtype=torch.float64):
         return 2 * uniform(shape, generator, dtype) - 1
@@ -176,15 +149,14 @@ class StandardTriangular(D.Distribution):
         return torch.where(inside, torch.log1p(-x.abs().clamp(max=1)), torch.full_like(x, -math.inf))
 
 
-class Triangular(LocationScale):
+class Triangular(LocationScale, name="triangular", cls="location-scale",
+                 construction="eps~Tri(-1,0,1); z = loc + scale*eps",
+                 log_prob="hand-written: TransformedDistribution(StandardTriangular, Affine(loc, scale))"):
     """eps ~ Triangular(-1, 0, 1) (drawn as u1 - u2), z = loc + scale eps: symmetric triangular
     on [loc - scale, loc + scale]. q vanishes at the edges, so the score-function estimator is
     unbiased, but its score ~ 1/(distance to an edge) has infinite variance."""
 
-    name, family, cls = "triangular", "triangular", "location-scale"
-    construction = "eps~Tri(-1,0,1); z = loc + scale*eps"
     params = (LOC, SCALE)
-    log_prob_source = "hand-written: TransformedDistribution(StandardTriangular, Affine(loc, scale))"
     example = {"loc": 0.5, "scale": 1.0}
     score_variance_infinite = True
 
@@ -200,23 +172,18 @@ class Triangular(LocationScale):
         return st.triang(0.5, loc - scale, 2 * scale)
 
 
-class MultivariateNormal(Family):
+class MultivariateNormal(Family, name="mvn", family="elliptical", cls="location-scale", multivariate=True,
+                         log_prob="torch MultivariateNormal", kl="torch",
+                         construction="eps~N(0,I_d); z = loc + L@eps (L: Cholesky factor)"):
     """Elliptical: eps ~ N(0, I_d), z = loc + L eps, covariance L L^T (L lower Cholesky)."""
 
-    name, family, cls = "mvn", "elliptical", "location-scale"
-    construction = "eps~N(0,I_d); z = loc + L@eps (L: Cholesky factor)"
     params = (Param("loc", "real", "loc", event_dim=1), Param("scale_tril", "lower_cholesky", "scale", event_dim=2))
-    log_prob_source = "torch MultivariateNormal"
     example = {"loc": [0.5, -0.3], "scale_tril": [[1.2, 0.0], [0.6, 0.8]]}
     prior = {"loc": [0.0, 0.0], "scale_tril": [[1.0, 0.0], [0.0, 1.0]]}
-    kl_source = "torch"
-    multivariate = True
+    sample_eps = staticmethod(standard_normal)
 
     def eps_event_shape(self, params):
         return (self.check(params)["loc"].shape[-1],)
-
-    def sample_eps(self, shape, generator=None, dtype=torch.float64):
-        return standard_normal(shape, generator, dtype)
 
     def _rsample(self, p, e):
         return p["loc"] + (p["scale_tril"] @ e.unsqueeze(-1)).squeeze(-1)
@@ -250,17 +217,15 @@ class MultivariateStudentTDist(D.Distribution):
                 - half_logdet - (nu + d) / 2 * torch.log1p(y.square().sum(-1) / nu))
 
 
-class MultivariateStudentT(Family):
+class MultivariateStudentT(Family, name="mvt", family="elliptical", cls="location-scale", multivariate=True,
+                           log_prob="hand-written MultivariateStudentTDist",
+                           construction="eps=(n~N(0,I_d), u~U(0,1)); z = loc + L@n/sqrt(chi2_df(u)/df)"):
     """Elliptical: eps = (n ~ N(0, I_d), u ~ U(0,1)); z = loc + L n / sqrt(chi2_df(u)/df).
     E|z|^m is finite only for m < df."""
 
-    name, family, cls = "mvt", "elliptical", "location-scale"
-    construction = "eps=(n~N(0,I_d), u~U(0,1)); z = loc + L@n/sqrt(chi2_df(u)/df)"
     params = (Param("loc", "real", "loc", event_dim=1), Param("scale_tril", "lower_cholesky", "scale", event_dim=2),
               Param("df", "positive", "shape"))
-    log_prob_source = "hand-written MultivariateStudentTDist"
     example = {"loc": [0.5, -0.3], "scale_tril": [[1.2, 0.0], [0.6, 0.8]], "df": 5.0}
-    multivariate = True
 
     def eps_event_shape(self, params):
         return (self.check(params)["loc"].shape[-1] + 1,)

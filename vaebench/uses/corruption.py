@@ -89,6 +89,8 @@ class Corruption:
     'gaussian', ``image_shape`` (H, W)."""
 
     task = ""
+    label = ""          # the setting's name after the task, formatted with the attributes ("rho{rho:g}")
+    columns: dict = {}  # the setting's CSV columns: column -> the attribute holding its value
 
     def __init__(self, likelihood: str, image_shape):
         if likelihood not in ("bernoulli", "gaussian"):
@@ -100,12 +102,13 @@ class Corruption:
     # ---- what it is -------------------------------------------------------------------------
     @property
     def name(self) -> str:
-        """A short name of the setting for file names, e.g. 'inpaint-bottom'."""
-        raise NotImplementedError
+        """A short name of the setting for file names, e.g. 'inpaint-bottom': task-label."""
+        return f"{self.task}-{self.label.format(**vars(self))}"
 
     def params(self) -> dict:
         """The setting as CSV columns (mask, rho, noise_std, k, obs_noise; '' where n/a)."""
-        return {"mask": "", "rho": "", "noise_std": "", "k": "", "obs_noise": ""}
+        blank = {"mask": "", "rho": "", "noise_std": "", "k": "", "obs_noise": ""}
+        return {**blank, **{column: getattr(self, attribute) for column, attribute in self.columns.items()}}
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -238,20 +241,13 @@ def _check_mask(m: torch.Tensor, image_shape, what: str) -> torch.Tensor:
 class Inpaint(Corruption):
     """Missing pixels under a mask, the others observed exactly."""
 
-    task = "inpaint"
+    task, label, columns = "inpaint", "{mask_name}", {"mask": "mask_name"}
 
     def __init__(self, likelihood: str, image_shape, mask="bottom"):
         super().__init__(likelihood, image_shape)
         self.mask_name, value = parse_mask(mask, self.image_shape)
         self.fraction = value if isinstance(value, float) else None
         self.observed = None if self.fraction is not None else value.reshape(-1)
-
-    @property
-    def name(self) -> str:
-        return f"inpaint-{self.mask_name}"
-
-    def params(self) -> dict:
-        return {**super().params(), "mask": self.mask_name}
 
     def describe(self) -> str:
         if self.fraction is not None:
@@ -304,7 +300,7 @@ class Inpaint(Corruption):
 class FlipNoise(Corruption):
     """MNIST: each pixel's Bernoulli outcome flipped with probability rho."""
 
-    task = "denoise"
+    task, label, columns = "denoise", "rho{rho:g}", {"rho": "rho"}
 
     def __init__(self, likelihood: str, image_shape, rho: float = 0.1):
         super().__init__(likelihood, image_shape)
@@ -312,13 +308,6 @@ class FlipNoise(Corruption):
             raise VaebenchError("flip noise (--rho) is MNIST's denoising model; a Frey Face run takes --noise-std")
         self.rho = _in_range("--rho (the flip probability)", rho, 0, 0.5, high_open=True)
         self._lr, self._l1r = math.log(self.rho), math.log1p(-self.rho)
-
-    @property
-    def name(self):
-        return f"denoise-rho{self.rho:g}"
-
-    def params(self):
-        return {**super().params(), "rho": self.rho}
 
     def describe(self):
         return f"denoise: each Bernoulli outcome flipped with probability {self.rho:g}"
@@ -368,7 +357,7 @@ class FlipNoise(Corruption):
 class GaussianNoise(Corruption):
     """Frey Face: additive Gaussian noise of standard deviation sigma."""
 
-    task = "denoise"
+    task, label, columns = "denoise", "std{sigma:g}", {"noise_std": "sigma"}
 
     def __init__(self, likelihood: str, image_shape, sigma: float = 0.1):
         super().__init__(likelihood, image_shape)
@@ -377,13 +366,6 @@ class GaussianNoise(Corruption):
                                 "an MNIST run takes --rho")
         self.sigma = _in_range("--noise-std", sigma, 0, 1)
         self.var = self.sigma ** 2
-
-    @property
-    def name(self):
-        return f"denoise-std{self.sigma:g}"
-
-    def params(self):
-        return {**super().params(), "noise_std": self.sigma}
 
     def describe(self):
         return f"denoise: additive Gaussian noise of standard deviation {self.sigma:g}"
@@ -422,7 +404,7 @@ class GaussianNoise(Corruption):
 class BlockAverage(Corruption):
     """Only the means of k x k blocks observed, with Gaussian observation noise sigma."""
 
-    task = "superres"
+    task, label, columns = "superres", "k{k}", {"k": "k", "obs_noise": "sigma"}
 
     def __init__(self, likelihood: str, image_shape, k: int = 2, sigma: float = 0.02):
         super().__init__(likelihood, image_shape)
@@ -438,13 +420,6 @@ class BlockAverage(Corruption):
         idx = torch.arange(self.D).reshape(H // k, k, W // k, k).permute(0, 2, 1, 3).reshape(-1)
         self.perm, self.inv = idx, torch.argsort(idx)
         self.n_blocks = self.D // self.K
-
-    @property
-    def name(self):
-        return f"superres-k{self.k}"
-
-    def params(self):
-        return {**super().params(), "k": self.k, "obs_noise": self.sigma}
 
     def describe(self):
         what = "binary outcomes" if self.likelihood == "bernoulli" else "intensities"
