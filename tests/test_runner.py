@@ -112,6 +112,14 @@ def test_run_many_reports_every_failure_after_running_the_others(tmp_path, fake_
         runner.run_many([(cfg, tmp_path / "ok")], jobs=1, threads=0)
 
 
+def test_the_same_error_of_many_runs_is_reported_once():
+    failed = {Path(f"r{i}"): VaebenchError("MNIST not found") for i in range(30)}
+    failed[Path("other")] = ValueError("bad lr")
+    text = runner.failure_summary(failed)
+    assert text.count("MNIST not found") == 1 and "30 runs (r0, ...): VaebenchError: MNIST not found" in text
+    assert "other: ValueError: bad lr" in text
+
+
 def test_the_driver_shows_one_display_and_a_table_of_the_runs(tmp_path, fake_train, capsys):
     cfg = RunConfig(samples=1000)
     with pytest.raises(VaebenchError, match="bad1 failed"):

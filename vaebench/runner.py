@@ -138,9 +138,17 @@ def run_many(runs: list[tuple[RunConfig, Path]], jobs: int = 1, threads: int | N
     if len(failed) == 1:
         raise next(iter(failed.values()))
     if failed:
-        raise VaebenchError(f"{len(failed)} of {len(todo)} runs failed: "
-                            + "; ".join(f"{out.name}: {type(exc).__name__}: {exc}" for out, exc in failed.items()))
+        raise VaebenchError(f"{len(failed)} of {len(todo)} runs failed: " + failure_summary(failed))
     return [Path(out) for _, out in runs]
+
+
+def failure_summary(failed: dict) -> str:
+    """The errors of failed runs, each distinct message once with the runs it ended."""
+    by_message: dict[str, list[str]] = {}
+    for out, exc in failed.items():
+        by_message.setdefault(f"{type(exc).__name__}: {exc}", []).append(Path(out).name)
+    return "; ".join(f"{', '.join(names) if len(names) <= 3 else f'{len(names)} runs ({names[0]}, ...)'}: {message}"
+                     for message, names in by_message.items())
 
 
 # ---- what the driver shows ----------------------------------------------------------------------
