@@ -9,7 +9,9 @@ import types
 
 import torch
 
+from .constants import LOGVAR_MAX, LOGVAR_MIN
 from .errors import KernelInputError
+from .fastmath_config import PARALLEL_MIN
 from .validate import NUMBA_DTYPES, TRITON_DTYPES, as_rows, check_tensors
 
 
@@ -81,6 +83,22 @@ def _np_scalars(dtype, values):
 def np_scalars(t: torch.Tensor, *values):
     """``values`` as numpy scalars of t's dtype (so numba kernels stay in fp32)."""
     return _np_scalars(t.dtype, values)
+
+
+def launch_rows(backend: str, numba_kernels, triton_kernels, tensors: tuple, ncols: int) -> None:
+    """Run an op's row kernel over the rows of ``tensors`` (inputs then outputs, rows first):
+    numba's (parallel, serial) pair from ``numba_kernels()``, the parallel one from
+    PARALLEL_MIN elements on, or the first kernel of ``triton_kernels()`` on one program per
+    row; the log-variance clamp's bounds are the kernels' last arguments."""
+    n = tensors[0].shape[0]
+    if not n:
+        return
+    if backend == "numba":
+        par, ser = numba_kernels()
+        kernel = par if tensors[0].numel() >= PARALLEL_MIN else ser
+        kernel(*(t.numpy() for t in tensors), *np_scalars(tensors[0], LOGVAR_MIN, LOGVAR_MAX))
+    else:
+        triton_kernels()[0][(n,)](*tensors, ncols, lo=LOGVAR_MIN, hi=LOGVAR_MAX, BLOCK=row_block(ncols))
 
 
 def shaped(t: torch.Tensor, shape) -> torch.Tensor:

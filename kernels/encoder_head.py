@@ -119,15 +119,8 @@ def _triton_kernels(triton, tl):
 def forward(mu, logvar, eps, backend):
     """(z with mu's shape, kl with mu.shape[:-1])."""
     m2, l2, e2 = B.rows(OP, backend, ("mu", "logvar", "eps"), (mu, logvar, eps))
-    n, D = m2.shape
-    z = torch.empty_like(m2)
-    kl = m2.new_empty(n)
-    if n:
-        if backend == "numba":
-            k = _fwd_par if m2.numel() >= PARALLEL_MIN else _fwd_ser
-            k(m2.numpy(), l2.numpy(), e2.numpy(), z.numpy(), kl.numpy(), *B.np_scalars(m2, LOGVAR_MIN, LOGVAR_MAX))
-        else:
-            _triton_kernels()[0][(n,)](m2, l2, e2, z, kl, D, lo=LOGVAR_MIN, hi=LOGVAR_MAX, BLOCK=B.row_block(D))
+    z, kl = torch.empty_like(m2), m2.new_empty(m2.shape[0])
+    B.launch_rows(backend, lambda: (_fwd_par, _fwd_ser), _triton_kernels, (m2, l2, e2, z, kl), m2.shape[1])
     return B.shaped(z, mu.shape), B.shaped(kl, mu.shape[:-1])
 
 

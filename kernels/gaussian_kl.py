@@ -96,14 +96,8 @@ def _triton_kernels(triton, tl):
 # ---- layer 2 -----------------------------------------------------------------
 def forward(mu, logvar, backend):
     m2, l2 = B.rows(OP, backend, ("mu", "logvar"), (mu, logvar))
-    n, D = m2.shape
-    kl = m2.new_empty(n)
-    if n:
-        if backend == "numba":
-            k = _fwd_par if m2.numel() >= PARALLEL_MIN else _fwd_ser
-            k(m2.numpy(), l2.numpy(), kl.numpy(), *B.np_scalars(m2, LOGVAR_MIN, LOGVAR_MAX))
-        else:
-            _triton_kernels()[0][(n,)](m2, l2, kl, D, lo=LOGVAR_MIN, hi=LOGVAR_MAX, BLOCK=B.row_block(D))
+    kl = m2.new_empty(m2.shape[0])
+    B.launch_rows(backend, lambda: (_fwd_par, _fwd_ser), _triton_kernels, (m2, l2, kl), m2.shape[1])
     return B.shaped(kl, mu.shape[:-1])
 
 

@@ -120,15 +120,8 @@ def _triton_kernels(triton, tl):
 def forward(loc, raw_scale, eps, backend):
     """(z with loc's shape, neg_log_det with loc.shape[:-1])."""
     l2, r2, e2 = B.rows(OP, backend, NAMES, (loc, raw_scale, eps))
-    n, D = l2.shape
-    z = torch.empty_like(l2)
-    nld = l2.new_empty(n)
-    if n:
-        if backend == "numba":
-            k = _fwd_par if l2.numel() >= PARALLEL_MIN else _fwd_ser
-            k(l2.numpy(), r2.numpy(), e2.numpy(), z.numpy(), nld.numpy(), *B.np_scalars(l2, LOGVAR_MIN, LOGVAR_MAX))
-        else:
-            _triton_kernels()[0][(n,)](l2, r2, e2, z, nld, D, lo=LOGVAR_MIN, hi=LOGVAR_MAX, BLOCK=B.row_block(D))
+    z, nld = torch.empty_like(l2), l2.new_empty(l2.shape[0])
+    B.launch_rows(backend, lambda: (_fwd_par, _fwd_ser), _triton_kernels, (l2, r2, e2, z, nld), l2.shape[1])
     return B.shaped(z, loc.shape), B.shaped(nld, loc.shape[:-1])
 
 
