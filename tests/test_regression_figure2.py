@@ -5,6 +5,12 @@ below the paper's value at 10^7, and not above the paper's value at 10^8 + 3 nat
 good that early means a bug); wake-sleep is below AEVB. Frey Face N_z = 2 at 5 x 10^6 samples:
 AEVB above wake-sleep. The expected values are read from reproductions/paper/ at test time.
 
+Seeds: MNIST at the quick budget (10^6 samples) with seeds 0, 1, 2: AEVB's seed mean is no more
+than 3 nats + 2 standard deviations over seeds below the paper's value at 10^6, and wake-sleep's
+seed mean is below AEVB's by more than their spreads (the paper's ordering). These reuse
+results/figure2/quick_seeds/ (`vaebench reproduce figure2 --datasets mnist --budget quick
+--seeds 0,1,2`) where its runs are finished, else train into the cache folder below.
+
 The runs are the medium-budget runs of reproductions/figure2.toml. Finished runs of the same
 config in results/figure2/medium/ (from `vaebench reproduce figure2 --budget medium`) are
 reused; otherwise the runs are trained (2 at a time, resumable) into $VAEBENCH_REGRESSION_DIR
@@ -28,6 +34,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIUM = ROOT / "results" / "figure2" / "medium"
+QUICK_SEEDS = ROOT / "results" / "figure2" / "quick_seeds"
+SEEDS = [0, 1, 2]
 CACHE = Path(os.environ.get("VAEBENCH_REGRESSION_DIR", ROOT / "runs" / "regression" / "figure2"))
 SHARED_DATA = ROOT.parent / "shared" / "data"
 JOBS = int(os.environ.get("VAEBENCH_REGRESSION_JOBS", "2"))
@@ -76,6 +84,66 @@ def _train_or_reuse(dataset: str, nzs, samples: int) -> dict:
         test = m[m.split == "test"]
         values[key] = interpolate(test.samples_seen.tolist(), test.lower_bound.tolist(), samples, log=True)
     return values
+
+
+def _seed_bounds(dataset: str, budget: str) -> dict:
+    """{(nz, algorithm): [test bound at the budget's end, one per seed]}, from reused or newly
+    trained runs (one per seed, folders <run>_seed<N>)."""
+    conf = pipeline.load_config(figure2.STUDY)
+    runs = pipeline.build_runs(figure2.STUDY, conf, budget, QUICK_SEEDS, {"data_dir": _data_dir()},
+                               datasets=[dataset], seeds=SEEDS)
+    todo, dirs = [], {}
+    for cfg, out in runs:
+        if not _reusable(out, cfg):
+            out = CACHE / f"{budget}_seeds" / out.name
+            todo.append((cfg, out))
+        dirs.setdefault((cfg.nz, cfg.algorithm), []).append((cfg.samples, out))
+    if todo:
+        run_many(todo, jobs=JOBS, progress=True)
+    values = {}
+    for key, outs in dirs.items():
+        values[key] = []
+        for samples, out in outs:
+            m = RunFolder(out).read_metrics()
+            test = m[m.split == "test"]
+            values[key].append(interpolate(test.samples_seen.tolist(), test.lower_bound.tolist(), samples, log=True))
+    return values
+
+
+def _mean_sd(xs):
+    mean = sum(xs) / len(xs)
+    return mean, math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
+
+
+@pytest.fixture(scope="module")
+def mnist_quick_seeds():
+    return _seed_bounds("mnist", "quick")
+
+
+@pytest.mark.parametrize("nz", [3, 5, 10, 20, 200])
+def test_mnist_aevb_seed_mean_at_1e6_agrees_with_the_paper(mnist_quick_seeds, nz):
+    bounds = mnist_quick_seeds[(nz, "aevb")]
+    assert len(bounds) == len(SEEDS) and all(math.isfinite(b) for b in bounds), bounds
+    mean, sd = _mean_sd(bounds)
+    paper = figure2.paper_value("mnist", nz, "aevb", "test", 10**6)
+    tolerance = MARGIN + 2 * sd
+    assert mean >= paper - tolerance, (f"AEVB N_z={nz}: seed mean {mean:.2f} (sd {sd:.2f}) at 1e6, paper {paper}: "
+                                       f"more than {tolerance:.2f} nats below")
+    at_1e8 = figure2.paper_value("mnist", nz, "aevb", "test", 10**8)
+    assert mean <= at_1e8 + tolerance, f"AEVB N_z={nz}: seed mean {mean:.2f} at 1e6 above the paper's 1e8 {at_1e8}"
+
+
+# Measured (results/figure2/quick_seeds, README "Seeds"): at 10^6 with N_z = 3 the step-size trial
+# picks 0.02 for seed 0 and 0.01 for seeds 1 and 2, which end 8 nats lower; AEVB's lead over
+# wake-sleep (2.4 nats; the paper's is 2.1) is inside that spread. Strict: a pass means it changed.
+NZ3_SPREAD = pytest.mark.xfail(strict=True, reason="N_z = 3 at 1e6: AEVB's seed spread (the step-size trial's pick) "
+                                                   "exceeds its lead over wake-sleep")
+
+
+@pytest.mark.parametrize("nz", [pytest.param(3, marks=NZ3_SPREAD), 5, 10, 20, 200])
+def test_mnist_wake_sleep_seed_mean_below_aevb_beyond_the_spread(mnist_quick_seeds, nz):
+    (aevb, sd_a), (ws, sd_w) = _mean_sd(mnist_quick_seeds[(nz, "aevb")]), _mean_sd(mnist_quick_seeds[(nz, "wake-sleep")])
+    assert aevb - ws > sd_a + sd_w, f"N_z={nz}: AEVB {aevb:.2f} ± {sd_a:.2f}, wake-sleep {ws:.2f} ± {sd_w:.2f}"
 
 
 @pytest.fixture(scope="module")
