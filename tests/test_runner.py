@@ -144,3 +144,19 @@ def test_the_display_counts_running_runs_and_samples_per_second(tmp_path):
     board.done(folder.path, VaebenchError("x"))
     assert board.bar.postfix.startswith("running 0, failed 1") and board.bar.n == 1
     board.close()
+
+
+def test_a_run_trained_again_from_committed_results_counts_from_zero(tmp_path):
+    """A run.json without parameters (results in a clean clone) is trained from the start: the
+    display counts its samples from 0, not from the committed run's final count."""
+    from vaebench.runs import RunFolder
+
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    folder.write_info({"config": {}, "status": "finished", "samples_seen": 1_000_000})
+    board = runner.Board([folder.path])
+    folder.write_info({"config": {}, "status": "running", "samples_seen": 5000})
+    board.refresh(force=True)
+    rate = float(board.bar.postfix.split(", ")[2].split()[0].replace(",", ""))
+    board.close()
+    assert rate > 0

@@ -175,7 +175,10 @@ class Board:
 
     def __init__(self, outs: list[Path], enabled: bool = True):
         self.outs, self.enabled, self.ended, self.failed = outs, enabled and bool(outs), set(), 0
-        self.start = {out: _samples(out) for out in outs} if self.enabled else {}
+        # where each run starts: its checkpoint's count, or 0 (a run.json without parameters,
+        # e.g. committed results in a clean clone, is trained again from the start)
+        self.start = {out: _samples(out) if RunFolder(out).has_checkpoint() else 0 for out in outs} \
+            if self.enabled else {}
         self.seen = dict(self.start)
         self.t0 = self.last = time.monotonic()
         self.bar = tqdm(total=len(outs), unit="run", desc="runs", disable=not self.enabled)
