@@ -460,3 +460,15 @@ def test_vaebench_reproduce_full_vb_trains_estimates_and_tabulates(tmp_path, cap
     tidy = pd.read_csv(out / "full_vb.csv")
     vb = tidy[(tidy.theta == "vb") & (tidy.samples_seen == 3000)]
     assert {"hmc", "predictive", "dataset_bound", "bound"} <= set(vb.quantity) and vb.value.notna().all()
+
+
+def test_min_samples_on_the_command_line_overrides_the_configs():
+    import argparse
+
+    from vaebench import pipeline
+    from vaebench.figures.full_vb import STUDY
+
+    conf = pipeline.load_config(STUDY)
+    assert STUDY.settings(conf, "medium")["min_samples"] == 100_000
+    assert STUDY.setting_overrides(argparse.Namespace(min_samples=1e6)) == {"min_samples": 1_000_000}
+    assert STUDY.setting_overrides(argparse.Namespace(min_samples=None)) == {}

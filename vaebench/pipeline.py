@@ -85,7 +85,7 @@ class Study:
     """
 
     name: str = ""                # the config (reproductions/<name>.toml), the output prefix and folder
-    command: str = ""             # its name on the command line, if not ``name`` (``vaebench reproduce <command>``)
+    command: str = ""             # its name on the command line if not ``name``: use ``cli_name``
     config_name: str = ""         # another study's config to use instead (its runs, the same settings)
     title: str = ""               # "Figure 2", in messages and headings
     description: str = ""         # one line for ``vaebench reproduce --help``
@@ -97,6 +97,11 @@ class Study:
     settings_table: str | None = None  # a config table of the study's own settings (or None)
     settings_defaults: dict = {}       # its keys and defaults
 
+    @property
+    def cli_name(self) -> str:
+        """``vaebench reproduce <cli_name>``."""
+        return self.command or self.name
+
     # -- config and runs
     def check_config(self, conf: dict, path: Path) -> None:
         """Check the config's keys of the study's own (the pipeline checks budgets and algorithms)."""
@@ -106,6 +111,10 @@ class Study:
 
     def selection(self, args, conf: dict) -> dict:
         """Those options, checked, as keyword arguments of run_specs' ``selection``."""
+        return {}
+
+    def setting_overrides(self, args) -> dict:
+        """Those options that override the study's settings (e.g. Full VB's --min-samples)."""
         return {}
 
     def run_specs(self, conf: dict, budget: str, selection: dict, overrides: dict) -> list[tuple[RunConfig, str]]:
@@ -559,11 +568,11 @@ def reproduce(study: Study, args) -> int:
     out = check_out_path(args.out if args.out is not None
                          else Path("results") / study.name / (f"{args.budget}_seeds" if several else args.budget))
     runs = build_runs(study, conf, args.budget, out, run_overrides(args), seeds=args.seeds, **selection)
-    rep = Reproduction(conf, args.budget, out, runs, study.settings(conf, args.budget), args.jobs, executor.threads,
+    settings = {**study.settings(conf, args.budget), **study.setting_overrides(args)}
+    rep = Reproduction(conf, args.budget, out, runs, settings, args.jobs, executor.threads,
                        args.device, args.data_dir, args.progress,
-                       command_line(["vaebench", "reproduce", study.command or study.name], args, out))
-    return run_study(study, rep, executor, what=f"vaebench reproduce {study.command or study.name}",
-                     hook_threads=args.threads)
+                       command_line(["vaebench", "reproduce", study.cli_name], args, out))
+    return run_study(study, rep, executor, what=f"vaebench reproduce {study.cli_name}", hook_threads=args.threads)
 
 
 def run_study(study: Study, rep: Reproduction, executor, *, what: str, hook_threads: int | None = None) -> int:

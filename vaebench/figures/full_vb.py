@@ -95,13 +95,16 @@ class FullVBStudy(pipeline.Study):
                 raise VaebenchError(f"--{what}: choose from {', '.join(map(str, choices))}, got {text!r}")
             return values
 
-        self._min_samples = getattr(args, "min_samples", None)  # for after_training
         sizes = sorted({str(n) for p in conf["panels"].values() for n in p["n_train"]}, key=int)
         n_train = subset(getattr(args, "n_train", None), sizes, "n-train")
         return {"panels": subset(getattr(args, "panels", None), list(conf["panels"]), "panels"),
                 "n_train": [int(n) for n in n_train] if n_train else None,
                 "thetas": subset(getattr(args, "theta", None), list(conf["theta"]), "theta"),
                 "ablation": bool(getattr(args, "ablation", False))}
+
+    def setting_overrides(self, args):
+        value = getattr(args, "min_samples", None)
+        return {} if value is None else {"min_samples": int(value)}
 
     def run_specs(self, conf, budget, selection, overrides):
         specs = []
@@ -147,13 +150,10 @@ class FullVBStudy(pipeline.Study):
 
     def announce(self, rep):
         s = rep.settings
-        low = int(self._min_samples) if getattr(self, "_min_samples", None) is not None else s["min_samples"]
         return (f", then estimates on the first {s['n_points']:,} train and test points at every snapshot from "
-                f"{low:,} samples ({rep.jobs} runs at a time)")
+                f"{s['min_samples']:,} samples ({rep.jobs} runs at a time)")
 
     def after_training(self, rep):
-        if getattr(self, "_min_samples", None) is not None:
-            rep.settings = {**rep.settings, "min_samples": int(self._min_samples)}
         estimate_all(rep.runs, rep.settings, rep.out, conf=rep.conf, jobs=rep.jobs, threads=rep.threads,
                      device=rep.device, data_dir=rep.data_dir, progress=rep.progress)
 
