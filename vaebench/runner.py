@@ -175,10 +175,11 @@ class Board:
 
     def __init__(self, outs: list[Path], enabled: bool = True):
         self.outs, self.enabled, self.ended, self.failed = outs, enabled and bool(outs), set(), 0
-        # where each run starts: its checkpoint's count, or 0 (a run.json without parameters,
-        # e.g. committed results in a clean clone, is trained again from the start)
-        self.start = {out: _samples(out) if RunFolder(out).has_checkpoint() else 0 for out in outs} \
-            if self.enabled else {}
+        # where each run starts: its checkpoint's count, or 0 for a run trained again from the start
+        # (a run.json without parameters, e.g. committed results in a clean clone: its count is
+        # not progress until the new run rewrites it)
+        self.fresh = {out for out in outs if not RunFolder(out).has_checkpoint()} if self.enabled else set()
+        self.start = {out: 0 if out in self.fresh else _samples(out) for out in outs} if self.enabled else {}
         self.seen = dict(self.start)
         self.t0 = self.last = time.monotonic()
         self.bar = tqdm(total=len(outs), unit="run", desc="runs", disable=not self.enabled)
@@ -197,11 +198,16 @@ class Board:
             return
         self.last = now
         going = [out for out in self.outs if out not in self.ended]
-        self.seen.update({out: _samples(out) for out in going})
+        self.seen.update({out: self._live_samples(out) for out in going})
         running = sum(1 for out in going if (out / LOCK).exists())
         samples = sum(max(0, self.seen[out] - self.start[out]) for out in self.outs)
         self.bar.set_postfix_str(f"running {running}, failed {self.failed}, "
                                  f"{samples / max(now - self.t0, 1e-9):,.0f} samples/s")
+
+    def _live_samples(self, out: Path) -> int:
+        info = _info(out)
+        stale = out in self.fresh and info.get("status") == "finished"  # the old run's file, not yet rewritten
+        return 0 if stale else info.get("samples_seen") or 0
 
     def close(self) -> None:
         self.bar.close()
