@@ -189,6 +189,15 @@ def summarize():
     save_figure(fig, OUT / "frey_ablation.png")
 
 
+def chosen_variants(parser, text: str, known: tuple) -> tuple:
+    """--variants: "all" or a comma-separated subset of ``known`` (else a usage error)."""
+    variants = known if text == "all" else tuple(text.split(","))
+    unknown = set(variants) - set(known)
+    if unknown:
+        parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
+    return variants
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--nz", default="2,20", help="comma-separated Frey Face panels (default 2,20)")
@@ -198,10 +207,7 @@ def main(argv=None) -> int:
     p.add_argument("--summarize", action="store_true", help="only the table and plot from the runs as they are")
     args = p.parse_args(argv)
     if not args.summarize:
-        variants = VARIANTS if args.variants == "all" else tuple(args.variants.split(","))
-        unknown = set(variants) - set(VARIANTS)
-        if unknown:
-            p.error(f"unknown variants: {', '.join(sorted(unknown))}")
+        variants = chosen_variants(p, args.variants, VARIANTS)
         train_variants([int(n) for n in args.nz.split(",")], variants, int(args.samples), args.data_dir)
     summarize()
     return 0

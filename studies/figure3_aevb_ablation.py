@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from figure2_frey_ablation import _fanin_init, patched
+from figure2_frey_ablation import _fanin_init, chosen_variants, patched
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "figure3" / "aevb_ablation"
@@ -156,10 +156,7 @@ def main(argv=None) -> int:
     p.add_argument("--summarize", action="store_true", help="only the table and plot from the runs as they are")
     args = p.parse_args(argv)
     if not args.summarize:
-        variants = VARIANTS if args.variants == "all" else tuple(args.variants.split(","))
-        unknown = set(variants) - set(VARIANTS)
-        if unknown:
-            p.error(f"unknown variants: {', '.join(sorted(unknown))}")
+        variants = chosen_variants(p, args.variants, VARIANTS)
         torch.set_num_threads(1)
         for n in (int(x) for x in args.n_train.split(",")):
             for variant in variants:
