@@ -5,6 +5,10 @@ N_train = 1,000 matches it? The candidates of the Frey Face ablation, on this pa
     python studies/figure3_aevb_ablation.py [--variants all] [--n-train 50000]   # train + estimate
     python studies/figure3_aevb_ablation.py --summarize                          # table + plot
 
+As run for the committed results (2026-11-26, one process, one thread, beside other runs):
+    python studies/figure3_aevb_ablation.py --n-train 50000
+    python studies/figure3_aevb_ablation.py --n-train 1000 --variants ours,lr-0.02,prior-per-batch
+
 Each variant is Figure 3's AEVB run (reproductions/figure3.toml: N_z = 3, 100 hidden units,
 M = 100, L = 1, estimator B, Adagrad with the step size picked from {0.01, 0.02, 0.1}, the N(0, I)
 prior on the parameters, seed 0) with one choice changed, trained to 5e6 samples (the first
@@ -16,7 +20,6 @@ results/figure3/aevb_ablation/<variant>_ntrain<N>/, then log p(x) by the appendi
   lr-0.01, lr-0.02 the step size fixed (the auto rule picks 0.1 for this panel)
   init-fanin       weights ~ N(0, 1/fan_in), biases ~ N(0, 0.01^2)
   init-var         N(0, 0.01) read as a variance (sd 0.1) instead of a standard deviation
-  ml               no N(0, I) prior on the parameters (weight decay off)
   prior-per-batch  the prior counted once per minibatch, not once per pass over the data: weight
                    decay 1/M instead of 1/N_train per datapoint (500x stronger at N_train = 50,000,
                    10x at 1,000; run on both panels, since it must not spoil the matched one)
@@ -38,7 +41,7 @@ from figure2_frey_ablation import _fanin_init, chosen_variants, patched
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "figure3" / "aevb_ablation"
-VARIANTS = ("ours", "lr-0.01", "lr-0.02", "init-fanin", "init-var", "ml", "prior-per-batch", "pixels-256")
+VARIANTS = ("ours", "lr-0.01", "lr-0.02", "init-fanin", "init-var", "prior-per-batch", "pixels-256")
 SAMPLES = 5_000_000
 
 
@@ -69,8 +72,6 @@ def run_config(n_train: int, variant: str):
         cfg.lr = float(variant[3:])
     elif variant == "init-var":
         cfg.init_std = 0.1
-    elif variant == "ml":
-        cfg.prior = False
     return cfg, figure3.STUDY.settings(conf, "medium")
 
 
