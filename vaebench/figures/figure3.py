@@ -205,9 +205,12 @@ class Figure3(pipeline.Study):
         for ax, n in zip(axes[0], panels):
             _panel(ax, ours[ours.n_train == n], curves[(curves.n_train == n) & curves.shown_in_figure.astype(bool)], n)
         title = "Figure 3 (Kingma & Welling 2013), N_z = 3:\nours against the paper's curves"
-        fig.suptitle(title + (f" (budget: {budget})" if budget else "") + seeds_title(ours), fontsize=10)
-        fig.legend(handles=legend_handles(ALGORITHMS), loc="lower center", ncol=4, fontsize=8, frameon=False)
-        fig.tight_layout(rect=(0, 0.12, 1, 0.95))
+        note = (f" (budget: {budget})" if budget else "") + seeds_title(ours)
+        narrow = len(panels) == 1  # one panel: the note on a line of its own, or it is cut off
+        fig.suptitle(title + ("\n" + note.lstrip(", ") if narrow and note else note), fontsize=10)
+        fig.legend(handles=legend_handles(ALGORITHMS), loc="lower center", ncol=4 if not narrow else 3, fontsize=8,
+                   frameon=False)
+        fig.tight_layout(rect=(0, 0.14 if narrow else 0.12, 1, 0.92 if narrow else 0.95))
         save_figure(fig, path)
 
     def run_provenance(self, folder, info, summary):
