@@ -19,6 +19,7 @@ reused; otherwise the runs are trained (2 at a time, resumable) into $VAEBENCH_R
 
 import math
 import os
+import statistics
 from pathlib import Path
 
 import pytest
@@ -111,8 +112,7 @@ def _seed_bounds(dataset: str, budget: str) -> dict:
 
 
 def _mean_sd(xs):
-    mean = sum(xs) / len(xs)
-    return mean, math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
+    return statistics.mean(xs), statistics.stdev(xs)
 
 
 @pytest.fixture(scope="module")
