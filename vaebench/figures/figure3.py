@@ -210,7 +210,7 @@ class Figure3(pipeline.Study):
         fig.suptitle(title + ("\n" + note.lstrip(", ") if narrow and note else note), fontsize=10)
         fig.legend(handles=legend_handles(ALGORITHMS), loc="lower center", ncol=4 if not narrow else 3, fontsize=8,
                    frameon=False)
-        fig.tight_layout(rect=(0, 0.14 if narrow else 0.12, 1, 0.92 if narrow else 0.95))
+        fig.tight_layout(rect=(0, 0.14 if narrow else 0.12, 1, 1 if narrow else 0.95))
         save_figure(fig, path)
 
     def run_provenance(self, folder, info, summary):
