@@ -237,6 +237,8 @@ def test_unwritable_out(tmp_path, capsys):
     ("colour = 3", "unknown key(s) colour"),
     ('algorithm = "mcem"\n[options]\nleapfrogs = 3', "unknown key(s) leapfrogs"),
     ('algorithm = "mcem"\n[options]\nleapfrog = "ten"', "leapfrog must be"),
+    ('algorithm = "mcem"\n[options]\nhmc_moves = 0', "hmc_moves must be >= 1"),
+    ('algorithm = "mcem"\n[options]\ntarget_accept = 1.0', "target_accept must be in (0, 1)"),
     ('algorithm = "wake-sleep"\n[options]\nleapfrog = 3', "takes no options"),
 ])
 def test_config_values_are_typed(tmp_path, capsys, toml, message):
