@@ -101,3 +101,10 @@ def tests_gpu(session):
     session.install("-e", ".[dev]")  # PyPI's default torch wheel is the CUDA build
     session.run("pytest", "-q", "-m", "gpu", "-o", "addopts=", "tests", *session.posargs)
     session.run("vaebench", "bench", "--device", "cuda", "--out", "results/kernels")
+
+
+@nox.session
+def docs(session):
+    """The documentation site (Sphinx + MyST), built offline with warnings as errors."""
+    _install(session, "docs,kernels")  # autodoc imports every module, the Numba and Triton kernels too
+    session.run("sphinx-build", "-W", "-n", "--keep-going", "-b", "html", "docs", "docs/_build/html", *session.posargs)

@@ -3,9 +3,12 @@ TRITON_INTERPRET=1. Built on first use: ``triton.jit`` reads TRITON_INTERPRET wh
 it decorates, so nothing here is decorated at import time (nor is triton imported).
 
 A kernel file defines its kernels in a function decorated with ``@triton_kernels``,
-which builds them on first use, after putting ``triton``, ``tl`` and the helpers in
-the file's globals: the interpreter re-executes the kernel source with the module's
-globals, so closure cells would not be seen."""
+which builds them on first use. That function imports the helpers it uses from here
+(``from ._triton_common import load, row_block``: the names are this module's
+attributes, built by ``helpers()`` on first access) and gets ``triton`` and ``tl`` as
+arguments. The compiler reads those closure variables of a kernel; the interpreter does
+not (it re-executes the kernel source with the module's globals), so the decorator also
+copies them into the kernel file's globals."""
 
 from __future__ import annotations
 
@@ -72,11 +75,26 @@ def helpers() -> SimpleNamespace:
                            expm1=expm1, log1p_unit=log1p_unit)
 
 
+_HELPERS = ("clamp", "inside", "row_block", "load", "expm1", "log1p_unit")
+
+
+def __getattr__(name: str):
+    # the helpers as module attributes, so that a kernel file imports them by name
+    if name in _HELPERS:
+        return getattr(helpers(), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def triton_kernels(build):
-    """``build(triton, tl)`` returns a file's kernels; the decorated function returns them, built once."""
+    """``build(triton, tl)`` returns a file's kernel or tuple of kernels; the decorated function
+    returns them, built once, with each kernel's closure variables (``tl``, the helpers it
+    calls) also in the file's globals, where the interpreter looks them up."""
     @functools.lru_cache(maxsize=None)
     def get():
         h = helpers()
-        build.__globals__.update(vars(h))
-        return build(h.triton, h.tl)
+        kernels = build(h.triton, h.tl)
+        for k in kernels if isinstance(kernels, tuple) else (kernels,):
+            fn = k.fn  # the Python function under a JITFunction or an InterpretedFunction
+            build.__globals__.update(zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__ or ())))
+        return kernels
     return get

@@ -1,14 +1,15 @@
 """The decoder tail: a log-likelihood whose gradient is computed in the forward pass.
 
 For a per-row log-likelihood ll_i = sum_j f(a_ij, ...), the backward pass is
-grad_a_ij = g_i * df/da_ij. The kernels of ``bernoulli_ll`` and ``gaussian_ll``
-write df/da while they already hold the inputs in registers (one pass: read the
-inputs, write ll and df/da), so the backward only scales rows by the upstream
-gradient g -- in place on the saved buffer in eager mode (no allocation, one
-read and one write), out of place under torch.compile.
+grad_a_ij = g_i * df/da_ij. The kernels of ``bernoulli_log_likelihood`` and
+``gaussian_log_likelihood`` write df/da while they already hold the inputs in
+registers (one pass: read the inputs, write ll and df/da), so the backward only
+scales rows by the upstream gradient g -- in place on the saved buffer in eager
+mode (no allocation, one read and one write), out of place under torch.compile.
 
-This module holds that shared backward (layer 3 helpers) and the small
-``scale_rows`` numba kernel; the likelihood files hold the forward kernels.
+This module holds that shared backward (layer 3 helpers: ``tail_grad``, and
+``take_buffers`` for the eager path) and the small ``scale_rows`` numba kernel; the
+likelihood files hold the forward kernels.
 """
 
 from __future__ import annotations
@@ -62,3 +63,11 @@ def tail_grad(saved: torch.Tensor, g: torch.Tensor, shape, *, inplace: bool, bac
     if inplace:
         return scale_rows_(saved, g2, backend).view(shape)
     return (saved * g2.unsqueeze(1).to(saved.dtype)).view(shape)
+
+
+def take_buffers(ctx, recompute):
+    """The gradient buffers the eager forward kept on ``ctx.bufs`` (a tuple), handed to the first
+    backward only, since it scales them in place; a later backward (retain_graph=True) gets
+    ``recompute()``'s."""
+    bufs, ctx.bufs = ctx.bufs, None
+    return bufs if bufs is not None else recompute()

@@ -84,6 +84,8 @@ except ImportError:  # pragma: no cover
 # ---- layer 1: triton -------------------------------------------------------
 @triton_kernels
 def _triton_kernels(triton, tl):
+    from ._triton_common import clamp, expm1, inside, load, row_block
+
     @triton.jit
     def fwd(MU, LV, EPS, Z, KL, ncols, lo: tl.constexpr, hi: tl.constexpr, BLOCK: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)

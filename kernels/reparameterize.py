@@ -114,6 +114,8 @@ except ImportError:  # pragma: no cover
 # ---- layer 1: triton -------------------------------------------------------
 @triton_kernels
 def _triton_kernels(triton, tl):
+    from ._triton_common import clamp, inside, load
+
     @triton.jit
     def fwd(MU, LV, EPS, Z, N, seed, SEEDED: tl.constexpr, lo: tl.constexpr, hi: tl.constexpr,
             BLOCK: tl.constexpr):

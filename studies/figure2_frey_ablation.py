@@ -1,5 +1,5 @@
 """Why does our Frey Face AEVB learn faster than the paper's? An ablation over the candidates
-(the issue "Sweeps that outgrow one machine", its Frey Face question; README, Figure 2).
+(the issue "Sweeps that outgrow one machine", its Frey Face question; docs/figure2.md).
 
     python studies/figure2_frey_ablation.py --nz 2,20 --variants all [--samples 2e6]  # train
     python studies/figure2_frey_ablation.py --summarize                              # table + plot
@@ -92,11 +92,11 @@ def variant_context(variant: str):
 
 
 def run_config(nz: int, variant: str, samples: int, data_dir):
-    from vaebench import pipeline
+    from vaebench.engine.config import build_runs, load_config
     from vaebench.figures import figure2
 
-    conf = pipeline.load_config(figure2.STUDY)
-    (cfg, _), = [(c, o) for c, o in pipeline.build_runs(figure2.STUDY, conf, "quick", OUT, {"data_dir": data_dir},
+    conf = load_config(figure2.STUDY)
+    (cfg, _), = [(c, o) for c, o in build_runs(figure2.STUDY, conf, "quick", OUT, {"data_dir": data_dir},
                                                         datasets=["frey"], nzs=[nz]) if c.algorithm == "aevb"]
     cfg.samples = samples
     if variant == "init-var":

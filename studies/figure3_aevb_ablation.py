@@ -62,11 +62,11 @@ def variant_context(variant: str):
 
 
 def run_config(n_train: int, variant: str):
-    from vaebench import pipeline
+    from vaebench.engine.config import build_runs, load_config
     from vaebench.figures import figure3
 
-    conf = pipeline.load_config(figure3.STUDY)
-    (cfg, _), = pipeline.build_runs(figure3.STUDY, conf, "medium", OUT, n_train=[n_train], algorithms=["aevb"])
+    conf = load_config(figure3.STUDY)
+    (cfg, _), = build_runs(figure3.STUDY, conf, "medium", OUT, n_train=[n_train], algorithms=["aevb"])
     cfg.samples = SAMPLES
     if variant.startswith("lr-"):
         cfg.lr = float(variant[3:])
@@ -77,7 +77,7 @@ def run_config(n_train: int, variant: str):
 
 def train_and_estimate(n_train: int, variant: str) -> None:
     from vaebench.data import load_dataset
-    from vaebench.estimates import evaluate_run
+    from vaebench.marginal.run import evaluate_run
     from vaebench.runs import RunFolder
     from vaebench.train import train
 

@@ -10,13 +10,14 @@ otherwise) and estimates log p(x) (appendix D, medium settings) at the snapshots
 import sys
 from pathlib import Path
 
-from vaebench import pipeline
+from vaebench.engine.config import build_runs, load_config
 from vaebench.figures import figure3
-from vaebench.runner import run_many, torch_threads
+from vaebench.engine.runs_many import run_many
+from vaebench.engine.workers import torch_threads
 
 lr, moves = float(sys.argv[1]), int(sys.argv[2])
-conf = pipeline.load_config(figure3.STUDY)
-(cfg, run_dir), = pipeline.build_runs(figure3.STUDY, conf, "medium", Path(f"runs/mcem_probe/lr{lr}_moves{moves}"),
+conf = load_config(figure3.STUDY)
+(cfg, run_dir), = build_runs(figure3.STUDY, conf, "medium", Path(f"runs/mcem_probe/lr{lr}_moves{moves}"),
                                       n_train=[50000], algorithms=["mcem"])
 cfg.lr, cfg.samples = lr, 3_162_300
 cfg.options = {**cfg.options, "hmc_moves": moves}

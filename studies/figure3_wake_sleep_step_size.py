@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from vaebench import pipeline
+from vaebench.engine.config import build_runs, load_config
+from vaebench.engine.summary import frame
 from vaebench.figures import figure3
 from vaebench.figures.common import interpolate
-from vaebench.runner import run_many, torch_threads
+from vaebench.engine.runs_many import run_many
+from vaebench.engine.workers import torch_threads
 from vaebench.runs import RunFolder
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "figure3" / "wake_sleep_step_size"
@@ -24,8 +26,8 @@ BUDGETS = (2e6, 5e6, 1e7)
 
 
 def measure(lr: float) -> None:
-    conf = pipeline.load_config(figure3.STUDY)
-    (cfg, run_dir), = pipeline.build_runs(figure3.STUDY, conf, "medium", Path(f"runs/fig3_ws/lr{lr}"),
+    conf = load_config(figure3.STUDY)
+    (cfg, run_dir), = build_runs(figure3.STUDY, conf, "medium", Path(f"runs/fig3_ws/lr{lr}"),
                                           n_train=[1000], algorithms=["wake-sleep"])
     cfg.lr = lr
     with torch_threads(1):
@@ -36,7 +38,7 @@ def measure(lr: float) -> None:
 def table(lrs=("0.01", "0.02", "0.1")) -> pd.DataFrame:
     rows = []
     for lr in lrs:
-        est = pipeline.frame(RunFolder(f"runs/fig3_ws/lr{lr}/ntrain1000_wake-sleep").read_marginal("hmc"))
+        est = frame(RunFolder(f"runs/fig3_ws/lr{lr}/ntrain1000_wake-sleep").read_marginal("hmc"))
         for split in ("train", "test"):
             d = est[est.split == split]
             for b in BUDGETS:

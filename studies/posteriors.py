@@ -14,7 +14,7 @@ per posterior to 10^7 training samples:
 The estimator is left at auto: B where KL(q || p) is closed form, A otherwise (run.json's
 config.estimator says which). The train/test bounds are metrics.csv's (the 10^6 value is a row of
 the same run); log p(x) is importance-sampled with the run's own encoder as proposal on the
-first 1,000 test points, K = 1000 samples per point (vaebench.estimates.evaluate_run,
+first 1,000 test points, K = 1000 samples per point (vaebench.marginal.run.evaluate_run,
 method="importance"; about 2-3 minutes per estimate on one loaded core), at the 10^6 snapshot and
 at 10^7.
 
@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import math
 import sys
 import time
@@ -69,7 +68,7 @@ def run_configs(samples: int, out: Path, data_dir=None, names=None):
 
 def estimate(runs, k: int, n_points: int) -> None:
     """Importance-sampled log p(x) at the 1e6 snapshot and the last one (stored rows reused)."""
-    from vaebench.estimates import evaluate_run
+    from vaebench.marginal.run import evaluate_run
     from vaebench.runs import RunFolder
 
     for cfg, out in runs:
@@ -173,7 +172,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def summarize(runs, results: Path, k: int, n_points: int, argv: list[str], wall: float) -> list[dict]:
-    from vaebench import pipeline
+    from vaebench.engine.summary import machine_and_versions
     from vaebench.fileio import atomic_write_json, atomic_write_text
     from vaebench.runs import RunFolder
 
@@ -209,7 +208,7 @@ def summarize(runs, results: Path, k: int, n_points: int, argv: list[str], wall:
         "notes": {"student_t_df": 3.0, "positive_parameters": "exp(o/2), o the head output clamped to [-30, 20]",
                   "priors": "N(0, 1), LogNormal(0, 1), Gamma(shape 1, rate 1) per coordinate",
                   "estimator": "auto: B where KL(q || p) is closed form, else A"},
-        **pipeline.machine_and_versions(list(infos.values())),
+        **machine_and_versions(list(infos.values())),
         "study_wall_s": round(wall, 1),
     })
     return rows
@@ -233,7 +232,7 @@ def main(argv=None) -> int:
     import torch
 
     from vaebench.errors import VaebenchError
-    from vaebench.runner import run_many
+    from vaebench.engine.runs_many import run_many
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()

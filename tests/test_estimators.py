@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from vaebench.estimators import estimate
+from vaebench.bound import estimate
 from vaebench.models import VAE, log_diag_normal
 
 D, NZ, S = 20, 2, 0.7

@@ -5,7 +5,7 @@ import csv
 import pytest
 
 from vaebench.cli import main
-from vaebench.estimates import evaluate_run
+from vaebench.marginal.run import evaluate_run
 
 from tests._tiny_runs import train_tiny_mnist_run
 

@@ -1,4 +1,4 @@
-"""vaebench.executors: the choice of executor and its errors, the files a worker without a shared
+"""vaebench.engine.executors: the choice of executor and its errors, the files a worker without a shared
 file system sends back, and Ray (an embedded instance of 2 CPUs): the same numbers as the local
 executor, a worker killed by SIGKILL mid-run retried and its run resumed bit-identically, a
 run's own error reported once, and an interrupted driver cancelling the runs still going."""
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaebench import executors, runner
+from vaebench.engine import executors
+from vaebench.engine.runs_many import Board, run_many
 from vaebench.cli import main
 from vaebench.config import RunConfig
 from vaebench.errors import TrainingDiverged, VaebenchError
@@ -151,7 +152,7 @@ def test_a_worker_killed_mid_run_is_retried_and_the_run_resumes_bit_identically(
         import signal
         from pathlib import Path
 
-        from vaebench.runner import train_task
+        from vaebench.engine.workers import train_task
         from vaebench.runs import RunFolder
 
         marker = Path(out).parent / "killed_at"
@@ -171,8 +172,8 @@ def test_a_worker_killed_mid_run_is_retried_and_the_run_resumes_bit_identically(
         return train_task(cfg_dict, out, threads)
 
     cfg = tiny(checkpoint_every_s=0.05)  # wall-clock checkpoints between the evaluations too
-    runner.run_many([(cfg, tmp_path / "uninterrupted" / "run")], jobs=1, threads=1, progress=False)
-    runner.run_many([(cfg, tmp_path / "killed" / "run")], progress=False,
+    run_many([(cfg, tmp_path / "uninterrupted" / "run")], jobs=1, threads=1, progress=False)
+    run_many([(cfg, tmp_path / "killed" / "run")], progress=False,
                     executor=executors.Ray(threads=1, task=killed_once))
     killed_at = int((tmp_path / "killed" / "killed_at").read_text())
     assert KILL_AT <= killed_at < cfg.samples
@@ -192,7 +193,7 @@ def test_a_runs_own_error_is_reported_once_not_retried(tmp_path, ray_instance):
         raise TrainingDiverged("the training objective became nan at 500 samples")
 
     with pytest.raises(TrainingDiverged, match="became nan"):
-        runner.run_many([(tiny(), tmp_path / "run")], progress=False, executor=executors.Ray(threads=1, task=diverges))
+        run_many([(tiny(), tmp_path / "run")], progress=False, executor=executors.Ray(threads=1, task=diverges))
     assert (tmp_path / "attempts").read_text() == "1\n"
 
 
@@ -205,7 +206,7 @@ def test_ctrl_c_on_the_driver_cancels_the_runs_still_going(tmp_path, ray_instanc
         import time
         from pathlib import Path
 
-        from vaebench.runner import train_task
+        from vaebench.engine.workers import train_task
 
         if Path(out).name == "slow":
             (Path(out).parent / "slow.pid").write_text(str(os.getpid()))
@@ -215,10 +216,10 @@ def test_ctrl_c_on_the_driver_cancels_the_runs_still_going(tmp_path, ray_instanc
     def interrupt(self, out, error):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner.Board, "done", interrupt)
+    monkeypatch.setattr(Board, "done", interrupt)
     cfg = tiny(samples=2000)
     with pytest.raises(KeyboardInterrupt):
-        runner.run_many([(cfg, tmp_path / "slow"), (cfg, tmp_path / "quick")], progress=False,
+        run_many([(cfg, tmp_path / "slow"), (cfg, tmp_path / "quick")], progress=False,
                         executor=executors.Ray(threads=1, task=slow_or_not))
     assert RunFolder(tmp_path / "quick").is_finished(cfg)
     pid = int((tmp_path / "slow.pid").read_text())

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaebench import pipeline
+from vaebench.engine.config import budget_samples, build_runs, load_config
+from vaebench.engine.study import BUDGETS
+from vaebench.engine.summary import summarize
 from vaebench.algorithms.wake_sleep import WakeSleep
 from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
@@ -30,15 +32,15 @@ def paper_panels():
     return set(zip(ref.dataset, ref.nz, ref.algorithm))
 
 
-@pytest.mark.parametrize("budget", pipeline.BUDGETS)
+@pytest.mark.parametrize("budget", BUDGETS)
 def test_every_config_parses_and_names_a_panel_of_the_paper(budget):
-    conf = pipeline.load_config(STUDY)
-    runs = pipeline.build_runs(STUDY, conf, budget, "OUT")
+    conf = load_config(STUDY)
+    runs = build_runs(STUDY, conf, budget, "OUT")
     assert len(runs) == 18  # 9 panels x 2 algorithms
     panels = paper_panels()
     names = set()
     for cfg, out in runs:
-        assert isinstance(cfg, RunConfig) and cfg.check() is cfg
+        assert isinstance(cfg, RunConfig) and cfg.check() == cfg
         assert (cfg.dataset, cfg.nz, cfg.algorithm) in panels
         assert cfg.hidden_units == {"mnist": 500, "frey": 200}[cfg.dataset]  # the paper's
         assert cfg.batch_size == 100 and cfg.L == 1 and cfg.init_std == 0.01 and cfg.prior
@@ -50,15 +52,15 @@ def test_every_config_parses_and_names_a_panel_of_the_paper(budget):
 
 
 def test_budgets_are_as_the_issue_says():
-    conf = pipeline.load_config(STUDY)
-    assert set(conf["budgets"]) == set(pipeline.BUDGETS)
+    conf = load_config(STUDY)
+    assert set(conf["budgets"]) == set(BUDGETS)
     for dataset in figure2.PANELS:
-        quick, medium, paper = (pipeline.budget_samples(conf, b, dataset) for b in pipeline.BUDGETS)
+        quick, medium, paper = (budget_samples(conf, b, dataset) for b in BUDGETS)
         assert 5e5 <= quick < medium == 10**7 < paper == 10**8  # quick reaches the paper's first tabulated budget
 
 
 def test_wake_sleep_settings_in_the_config_are_its_defaults():
-    conf = pipeline.load_config(STUDY)
+    conf = load_config(STUDY)
     ws = conf["algorithms"]["wake-sleep"]
     assert ws["lr"] == WakeSleep.default_lr and ws["dreams"] == WakeSleep.default_dreams
     assert conf["algorithms"]["aevb"]["lr"] == "auto"
@@ -68,16 +70,16 @@ def test_config_errors_are_one_line(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[budgets.quick]\nsamples = 1e6\n[datasets.cifar]\nnz = [2]\n[algorithms.aevb]\nlr = 0.1\n')
     with pytest.raises(VaebenchError, match="unknown data set"):
-        pipeline.load_config(STUDY, bad)
+        load_config(STUDY, bad)
     bad.write_text('[budgets.quick]\nsamples = 1e6\n[datasets.mnist]\nnz = [2]\n[algorithms.aevb]\nlr = 0.1\n'
                    'learning_rate = 0.1\n')
     with pytest.raises(VaebenchError, match=r"bad.toml: unknown key.*learning_rate"):
-        pipeline.build_runs(STUDY, pipeline.load_config(STUDY, bad), "quick", tmp_path)
-    conf = pipeline.load_config(STUDY)
+        build_runs(STUDY, load_config(STUDY, bad), "quick", tmp_path)
+    conf = load_config(STUDY)
     with pytest.raises(VaebenchError, match="unknown budget"):
-        pipeline.build_runs(STUDY, conf, "huge", tmp_path)
+        build_runs(STUDY, conf, "huge", tmp_path)
     with pytest.raises(VaebenchError, match="unknown data set"):
-        pipeline.build_runs(STUDY, conf, "quick", tmp_path, datasets=["cifar"])
+        build_runs(STUDY, conf, "quick", tmp_path, datasets=["cifar"])
 
 
 # ---- wake-sleep ----------------------------------------------------------------------------
@@ -167,12 +169,12 @@ def mnist():
 
 
 def test_mnist_nz20_short_run_aevb_above_wake_sleep(mnist, tmp_path):
-    conf = pipeline.load_config(STUDY)
+    conf = load_config(STUDY)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # on busy shared cores, more threads than free cores is far slower
     try:
         final = {}
-        for cfg, _ in pipeline.build_runs(STUDY, conf, "quick", tmp_path, datasets=["mnist"], nzs=[20]):
+        for cfg, _ in build_runs(STUDY, conf, "quick", tmp_path, datasets=["mnist"], nzs=[20]):
             assert cfg.hidden_units == 500
             # one evaluation, at the end; AEVB at a fixed step size of the paper's set (no trial)
             cfg.samples, cfg.first_eval = SHORT, SHORT
@@ -192,7 +194,7 @@ def test_mnist_nz20_short_run_aevb_above_wake_sleep(mnist, tmp_path):
 def _fake_run(root, dataset, nz, algorithm, samples, slope, offset, seed=None):
     """A run folder whose bound is linear in log10(samples): offset + slope * log10(s); with a
     ``seed``, <run>_seed<N>/."""
-    from vaebench.evaluation import eval_schedule
+    from vaebench.bound import eval_schedule
 
     folder = RunFolder(root / (f"{dataset}_nz{nz}_{algorithm}" + (f"_seed{seed}" if seed is not None else "")))
     folder.path.mkdir(parents=True)
@@ -219,7 +221,7 @@ def test_summarize_writes_csv_png_table_provenance(tmp_path):
     _fake_run(tmp_path, "mnist", 20, "wake-sleep", 1_000_000, slope=15.0, offset=-225.0)
     _fake_run(tmp_path, "frey", 2, "aevb", 2_000_000, slope=50.0, offset=400.0)
     (tmp_path / "not_a_run").mkdir()
-    paths = pipeline.summarize(STUDY, tmp_path, budget="quick")
+    paths = summarize(STUDY, tmp_path, budget="quick")
     for p in paths.values():
         assert p.exists() and p.stat().st_size > 0, p
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes left nothing behind
@@ -257,7 +259,7 @@ def test_summarize_over_seeds_gives_mean_spread_and_a_band(tmp_path):
     for seed, offset in ((0, -245.0), (1, -244.0), (2, -240.0)):
         _fake_run(tmp_path, "mnist", 20, "aevb", 1_000_000, slope=20.0, offset=offset, seed=seed)
         _fake_run(tmp_path, "mnist", 20, "wake-sleep", 1_000_000, slope=15.0, offset=offset + 20, seed=seed)
-    paths = pipeline.summarize(STUDY, tmp_path, budget="quick")
+    paths = summarize(STUDY, tmp_path, budget="quick")
     with open(paths["figure2.csv"]) as f:
         rows = list(csv.DictReader(f))
     assert [r["run"] for r in rows[:19]] == ["mnist_nz20_aevb_seed0"] * 18 + ["mnist_nz20_aevb_seed1"]  # seed by seed
@@ -277,7 +279,7 @@ def test_summarize_over_seeds_gives_mean_spread_and_a_band(tmp_path):
 
 def test_summarize_without_runs_is_a_one_line_error(tmp_path):
     with pytest.raises(VaebenchError, match="no Figure 2 results"):
-        pipeline.summarize(STUDY, tmp_path)
+        summarize(STUDY, tmp_path)
     assert figure2.main([str(tmp_path / "missing")]) == 2
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from vaebench import pipeline
+from vaebench.engine.config import build_runs, load_config
+from vaebench.engine.study import BUDGETS
+from vaebench.engine.summary import collect, study_folders, summarize
 from vaebench.algorithms.mcem import MCEM
 from vaebench.algorithms.wake_sleep import WakeSleep
 from vaebench.config import RunConfig
@@ -19,14 +21,14 @@ from vaebench.runs import RunFolder
 STUDY = figure3.STUDY
 
 
-@pytest.mark.parametrize("budget", pipeline.BUDGETS)
+@pytest.mark.parametrize("budget", BUDGETS)
 def test_every_config_parses_with_the_papers_settings(budget):
-    conf = pipeline.load_config(STUDY)
-    runs = pipeline.build_runs(STUDY, conf, budget, "OUT")
+    conf = load_config(STUDY)
+    runs = build_runs(STUDY, conf, budget, "OUT")
     assert len(runs) == 6  # N_train 1000, 50000 x AEVB, wake-sleep, MCEM
     assert {(c.n_train, c.algorithm) for c, _ in runs} == {(n, a) for n in (1000, 50000) for a in figure3.ALGORITHMS}
     for cfg, out in runs:
-        assert isinstance(cfg, RunConfig) and cfg.check() is cfg
+        assert isinstance(cfg, RunConfig) and cfg.check() == cfg
         assert cfg.dataset == "mnist" and cfg.nz == 3 and cfg.hidden_units == 100  # the paper's
         assert cfg.batch_size == 100 and cfg.init_std == 0.01 and cfg.prior and cfg.snapshots
         assert out == Path("OUT") / f"ntrain{cfg.n_train}_{cfg.algorithm}"
@@ -41,18 +43,18 @@ def test_every_config_parses_with_the_papers_settings(budget):
 
 
 def test_budgets_and_subsets():
-    conf = pipeline.load_config(STUDY)
-    samples = [pipeline.build_runs(STUDY, conf, b, "OUT")[0][0].samples for b in pipeline.BUDGETS]
+    conf = load_config(STUDY)
+    samples = [build_runs(STUDY, conf, b, "OUT")[0][0].samples for b in BUDGETS]
     assert samples[0] < samples[1] == 10**7 < samples[2] == 6 * 10**7
-    only = pipeline.build_runs(STUDY, conf, "medium", "OUT", n_train=[1000], algorithms=["mcem"])
+    only = build_runs(STUDY, conf, "medium", "OUT", n_train=[1000], algorithms=["mcem"])
     assert [(c.n_train, c.algorithm) for c, _ in only] == [(1000, "mcem")]
     assert figure3.parse_n_train("1000", conf) == [1000]
     with pytest.raises(VaebenchError, match="n-train"):
         figure3.parse_n_train("123", conf)
     with pytest.raises(VaebenchError, match="budget"):
-        pipeline.build_runs(STUDY, conf, "huge", "OUT")
+        build_runs(STUDY, conf, "huge", "OUT")
     with pytest.raises(VaebenchError, match="unknown algorithm"):
-        pipeline.build_runs(STUDY, conf, "quick", "OUT", algorithms=["vae"])
+        build_runs(STUDY, conf, "quick", "OUT", algorithms=["vae"])
     assert MCEM.needs_encoder is False and MCEM.wants_indices is True
 
 
@@ -60,13 +62,13 @@ def test_a_bad_config_is_a_one_line_error(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[budgets.quick]\nsamples = 1e5\n[algorithms.vae]\nlr = 0.1\n')
     with pytest.raises(VaebenchError, match="unknown algorithm"):
-        pipeline.load_config(STUDY, bad)
+        load_config(STUDY, bad)
     bad.write_text('[budgets.quick]\nsamples = 1e5\n[algorithms.aevb]\n[marginal]\nleapfrogs = 3\n')
     with pytest.raises(VaebenchError, match="leapfrogs"):
-        pipeline.load_config(STUDY, bad)
+        load_config(STUDY, bad)
     bad.write_text('[budgets.quick]\nsamples = 1e5\n[budgets.quick.marginal]\nburnin = 3\n[algorithms.aevb]\n')
     with pytest.raises(VaebenchError, match=r"budgets.quick.marginal.*burnin"):
-        pipeline.load_config(STUDY, bad)
+        load_config(STUDY, bad)
 
 
 # ---- the summary on fake run folders ----------------------------------------------------------
@@ -96,7 +98,7 @@ def test_summary_writes_csv_figure_and_table(tmp_path):
     fake_run(out, 50000, "aevb", {5_000_000: (-138.0, -144.0)})
     (out / "not_a_run").mkdir()
     fake_run(out, 1000, "aevb", {3_000_000: (-118.5, None)}, method="importance")
-    paths = pipeline.summarize(STUDY, out)
+    paths = summarize(STUDY, out)
     for p in paths.values():
         assert p.exists() and p.stat().st_size > 0
     with open(paths["figure3.csv"]) as f:
@@ -125,7 +127,7 @@ def test_a_run_short_of_every_tabulated_budget_is_compared_with_the_papers_curve
     out = tmp_path / "quick"
     fake_run(out, 1000, "aevb", {100_000: (-150.0, -160.0), 500_000: (-130.0, -145.0)})
     fake_run(out, 50000, "aevb", {100_000: (-160.0, -161.0), 500_000: (-140.0, -141.0)})
-    paths = pipeline.summarize(STUDY, out, budget="quick")
+    paths = summarize(STUDY, out, budget="quick")
     with open(paths["figure3_table.csv"]) as f:
         table = list(csv.DictReader(f))
     assert {(t["n_train"], t["split"]) for t in table} == {("1000", "train"), ("1000", "test")}
@@ -145,11 +147,11 @@ def test_summary_keeps_only_the_requested_settings(tmp_path):
     out = tmp_path / "quick"
     fake_run(out, 1000, "aevb", {1_000_000: (-128.0, -146.0)}, n_points=100)
     settings = {**figure3.MARGINAL_DEFAULTS, "n_points": 1000}
-    folders = pipeline.study_folders(STUDY, out)
-    assert pipeline.collect(STUDY, folders, "quick", settings).empty
-    assert len(pipeline.collect(STUDY, folders, "quick", {**settings, "n_points": 100})) == 2
+    folders = study_folders(STUDY, out)
+    assert collect(STUDY, folders, "quick", settings).empty
+    assert len(collect(STUDY, folders, "quick", {**settings, "n_points": 100})) == 2
     with pytest.raises(VaebenchError, match="no Figure 3 results"):
-        pipeline.summarize(STUDY, tmp_path / "empty")
+        summarize(STUDY, tmp_path / "empty")
 
 
 def test_paper_reference_has_every_curve():
@@ -201,7 +203,7 @@ def test_reproduce_end_to_end_on_a_tiny_budget(tmp_path, capsys):
 def test_summary_over_seeds(tmp_path):
     for seed, shift in ((0, 0.0), (1, 1.0), (2, 5.0)):
         fake_run(tmp_path, 1000, "aevb", {1_000_000: (-128.0 + shift, -146.0 + shift)}, seed=seed)
-    paths = pipeline.summarize(STUDY, tmp_path, budget="medium")
+    paths = summarize(STUDY, tmp_path, budget="medium")
     with open(paths["figure3_table.csv"]) as f:
         table = list(csv.DictReader(f))
     test = next(r for r in table if r["split"] == "test")

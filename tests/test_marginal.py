@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from vaebench.algorithms.mcem import MCEM
-from vaebench.marginal import (HMCState, fit_gaussian, gaussian_log_density, hmc_log_marginal, hmc_sample,
-                               hmc_transition, importance_log_marginal)
+from vaebench.hmc import HMCState, hmc_transition
+from vaebench.marginal.estimators import fit_gaussian, gaussian_log_density, hmc_log_marginal, hmc_sample, importance_log_marginal
 from vaebench.models import build_model, log_standard_normal
 
 DT = torch.float64

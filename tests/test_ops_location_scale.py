@@ -18,7 +18,7 @@ import torch  # noqa: E402
 
 from vaebench import families, ops  # noqa: E402
 from vaebench.errors import InputError  # noqa: E402
-from vaebench.models import FIXED_PARAMS, LatentFamily  # noqa: E402
+from vaebench.families.latent import FIXED_PARAMS, LatentFamily  # noqa: E402
 from vaebench.ops_catalog import BASES, INPUTS, available_backends, draw_base, make_inputs  # noqa: E402
 from vaebench_kernels.errors import KernelInputError  # noqa: E402
 

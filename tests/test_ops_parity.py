@@ -178,3 +178,21 @@ def test_torch_compile_fullgraph_matches_eager(backend):
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     for a, b in zip(g, ref_g):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager-path", "torch.compile"])
+@pytest.mark.parametrize("op", ["bernoulli_log_likelihood", "gaussian_log_likelihood"])
+def test_likelihood_gradients_for_every_input(op, compiled):
+    # the targets too: both backwards (the autograd Function's and, under torch.compile, the custom op's)
+    inputs, _ = make_inputs(op, (6, 5))
+    leaves = [v.detach().clone().requires_grad_() for v in inputs.values()]
+    fn = getattr(ops, op)
+    ref = fn(*leaves, backend="eager")
+    ref_g = torch.autograd.grad(ref, leaves, torch.ones_like(ref))
+    if compiled:
+        torch._dynamo.reset()
+        fn = torch.compile(fn, fullgraph=True, backend="aot_eager")
+    out = fn(*leaves, backend="numba")
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    for a, b in zip(torch.autograd.grad(out, leaves, torch.ones_like(out)), ref_g):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -1,4 +1,4 @@
-"""The reproduction pipeline (vaebench.pipeline) behind `vaebench reproduce <study>`: shipped
+"""The reproduction engine (vaebench.engine) behind `vaebench reproduce <study>`: shipped
 configs, the shared options (threads, jobs, device, --out), the output folder's lock, the
 summary and provenance. Training is replaced by a fake that writes a finished run at once."""
 
@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaebench import pipeline, runner
+from vaebench.engine.config import build_runs, load_config
+from vaebench.engine.summary import seed_statistics
+from vaebench.engine import workers
+from vaebench.engine.workers import default_threads
 from vaebench.cli import build_parser, main
 from vaebench.errors import VaebenchError
 from vaebench.figures import figure2
@@ -81,10 +84,10 @@ def test_every_study_config_ships_with_the_package_and_parses(name):
     study = STUDIES[name]
     path = config_path(study.config_name or study.name)
     assert path.is_file() and path.parent == reproductions_dir()
-    conf = pipeline.load_config(study)
+    conf = load_config(study)
     assert conf.path == path
     for budget in conf["budgets"]:
-        runs = pipeline.build_runs(study, conf, budget, "OUT")
+        runs = build_runs(study, conf, budget, "OUT")
         assert runs and all(study.run_key(out.name) is not None for _, out in runs)
         assert len({out for _, out in runs}) == len(runs)
 
@@ -149,8 +152,8 @@ def test_threads_reach_every_run_and_are_restored(toy, tmp_path, trained):
 
 
 def test_default_threads_are_the_cpus_shared_by_the_jobs(toy, tmp_path, trained, monkeypatch):
-    monkeypatch.setattr(runner, "available_cpus", lambda: 6)
-    assert [runner.default_threads(j) for j in (1, 2, 4, 6, 12)] == [6, 3, 1, 1, 1]
+    monkeypatch.setattr(workers, "available_cpus", lambda: 6)
+    assert [default_threads(j) for j in (1, 2, 4, 6, 12)] == [6, 3, 1, 1, 1]
     one_run = tmp_path / "one.toml"
     one_run.write_text(TOY.replace("[algorithms.wake-sleep]\nlr = 0.01\n", ""))
     assert reproduce(one_run, tmp_path / "out", "--jobs", "2") == 0  # one run: trained in this process
@@ -241,7 +244,7 @@ def test_seed_statistics_of_a_table_per_seed():
     per_seed = pd.DataFrame({"run": ["a", "a", "a", "b"], "samples": [10, 10, 10, 10], "ours": [1.0, 2.0, 6.0, 5.0],
                              "paper": [0.0, 0.0, 0.0, 1.0], "difference": [1.0, 2.0, 6.0, 4.0],
                              "ours_exact": [True, False, True, True]})
-    table = pipeline.seed_statistics(per_seed)
+    table = seed_statistics(per_seed)
     assert list(table.columns) == ["run", "samples", "ours", "ours_std", "ours_min", "ours_max", "seeds", "paper",
                                    "difference", "ours_exact"]
     a, b = table.to_dict("records")

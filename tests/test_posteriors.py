@@ -12,13 +12,13 @@ import torch
 from vaebench import ops
 from vaebench.algorithms.aevb import AEVB
 from vaebench.cli import main
-from vaebench.config import LATENT_FAMILIES, RunConfig
+from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
-from vaebench.estimators import bound_estimator, estimate
+from vaebench.bound import bound_estimator, estimate
 from vaebench.families import FamilyError
-from vaebench.marginal import importance_log_marginal
-from vaebench.models import (VAE, FamilyEncoder, GaussianEncoder, LatentFamily, LatentPrior, build_model,
-                             check_latent)
+from vaebench.marginal.estimators import importance_log_marginal
+from vaebench.families.latent import LATENT_FAMILIES, LatentFamily, LatentPrior, check_latent
+from vaebench.models import VAE, FamilyEncoder, GaussianEncoder, build_model
 from vaebench.runs import RunFolder
 
 from tests.test_train import tiny_dataset
@@ -193,7 +193,7 @@ def test_importance_sampling_uses_the_encoders_family(posterior, prior, first, s
 def test_hmc_starts_from_the_family_encoders_location():
     """The appendix D estimator runs on a real latent space with a non-Gaussian encoder (its loc
     is one of HMC's starting candidates) and agrees with importance sampling."""
-    from vaebench.marginal import hmc_log_marginal
+    from vaebench.marginal.estimators import hmc_log_marginal
 
     model = tiny_model("laplace", "gaussian", init_std=0.3, seed=5)
     x = tiny_dataset().test[:5]
@@ -237,7 +237,7 @@ def test_a_gaussian_encoder_with_another_prior_is_refused():
 
 
 def test_hmc_on_a_positive_latent_space_is_refused(tmp_path):
-    from vaebench.estimates import evaluate_run
+    from vaebench.marginal.run import evaluate_run
 
     cfg = RunConfig(posterior="lognormal", latent_prior="lognormal", nz=2, hidden=16, samples=1000).check()
     RunFolder(tmp_path / "r").write_info({"config": cfg.to_dict(), "status": "finished"})

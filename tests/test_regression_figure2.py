@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from vaebench import pipeline
+from vaebench.engine.config import build_runs, load_config
 from vaebench.config import RunConfig
 from vaebench.figures import figure2
 from vaebench.figures.common import interpolate
-from vaebench.runner import run_many
+from vaebench.engine.runs_many import run_many
 from vaebench.runs import RunFolder
 
 pytestmark = pytest.mark.slow
@@ -65,9 +65,9 @@ def _data_dir():
 
 def _train_or_reuse(dataset: str, nzs, samples: int) -> dict:
     """{(nz, algorithm): test bound at ``samples``} from reused or newly trained runs."""
-    conf = pipeline.load_config(figure2.STUDY)
+    conf = load_config(figure2.STUDY)
     todo, dirs = [], {}
-    for cfg, _ in pipeline.build_runs(figure2.STUDY, conf, "medium", MEDIUM, {"data_dir": _data_dir()},
+    for cfg, _ in build_runs(figure2.STUDY, conf, "medium", MEDIUM, {"data_dir": _data_dir()},
                                       datasets=[dataset], nzs=nzs):
         cfg.samples = samples
         name = figure2.run_name(cfg.dataset, cfg.nz, cfg.algorithm)
@@ -90,8 +90,8 @@ def _train_or_reuse(dataset: str, nzs, samples: int) -> dict:
 def _seed_bounds(dataset: str, budget: str) -> dict:
     """{(nz, algorithm): [test bound at the budget's end, one per seed]}, from reused or newly
     trained runs (one per seed, folders <run>_seed<N>)."""
-    conf = pipeline.load_config(figure2.STUDY)
-    runs = pipeline.build_runs(figure2.STUDY, conf, budget, QUICK_SEEDS, {"data_dir": _data_dir()},
+    conf = load_config(figure2.STUDY)
+    runs = build_runs(figure2.STUDY, conf, budget, QUICK_SEEDS, {"data_dir": _data_dir()},
                                datasets=[dataset], seeds=SEEDS)
     todo, dirs = [], {}
     for cfg, out in runs:
@@ -133,7 +133,7 @@ def test_mnist_aevb_seed_mean_at_1e6_agrees_with_the_paper(mnist_quick_seeds, nz
     assert mean <= at_1e8 + tolerance, f"AEVB N_z={nz}: seed mean {mean:.2f} at 1e6 above the paper's 1e8 {at_1e8}"
 
 
-# Measured (results/figure2/quick_seeds, README "Seeds"): at 10^6 with N_z = 3 the step-size trial
+# Measured (results/figure2/quick_seeds, docs/figure2.md, "Three seeds"): at 10^6 with N_z = 3 the step-size trial
 # picks 0.02 for seed 0 and 0.01 for seeds 1 and 2, which end 8 nats lower; AEVB's lead over
 # wake-sleep (2.4 nats; the paper's is 2.1) is inside that spread. Strict: a pass means it changed.
 NZ3_SPREAD = pytest.mark.xfail(strict=True, reason="N_z = 3 at 1e6: AEVB's seed spread (the step-size trial's pick) "
@@ -181,7 +181,7 @@ def test_frey_nz2_aevb_above_wake_sleep_at_5e6(frey_5e6):
 def test_committed_medium_results_meet_the_done_criterion():
     """Where results/figure2/medium/ holds finished MNIST runs: AEVB's final test bound on every
     such panel is within 3 nats of the paper's value at 1e7 or above it, and above wake-sleep's."""
-    conf = pipeline.load_config(figure2.STUDY)
+    conf = load_config(figure2.STUDY)
     checked = 0
     for nz in conf["datasets"]["mnist"]["nz"]:
         finals = {}

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from vaebench import pipeline
-from vaebench.estimates import evaluate_run
+from vaebench.engine.config import build_runs, load_config
+from vaebench.marginal.run import evaluate_run
 from vaebench.figures import figure3
-from vaebench.runner import run_many
+from vaebench.engine.runs_many import run_many
 from vaebench.runs import RunFolder
 
 pytestmark = pytest.mark.slow
@@ -41,9 +41,9 @@ def _committed_only(run_dir: Path) -> bool:
 
 @pytest.fixture(scope="module")
 def estimates(tmp_path_factory):
-    conf = pipeline.load_config(figure3.STUDY)
+    conf = load_config(figure3.STUDY)
     out = RESULTS if RESULTS.exists() else tmp_path_factory.mktemp("figure3")
-    runs = pipeline.build_runs(figure3.STUDY, conf, "medium", out, n_train=[1000], algorithms=["aevb", "wake-sleep"])
+    runs = build_runs(figure3.STUDY, conf, "medium", out, n_train=[1000], algorithms=["aevb", "wake-sleep"])
     assert all(cfg.samples == BUDGET for cfg, _ in runs)
     run_many([(cfg, d) for cfg, d in runs if not _committed_only(d)], jobs=1, threads=1, progress=False)
     s = figure3.STUDY.settings(conf, "medium")
@@ -85,7 +85,7 @@ SEEDS = (0, 1, 2)
 def _seed_values(algorithm: str, split: str) -> list[float]:
     """log p(x) at 10^7 of each seed's N_train = 1,000 run (config's estimator settings); skips
     the test unless every seed has one."""
-    s = figure3.STUDY.settings(pipeline.load_config(figure3.STUDY), "medium")
+    s = figure3.STUDY.settings(load_config(figure3.STUDY), "medium")
     values = []
     for seed in SEEDS:
         run_dir = SEEDS_RESULTS / f"{figure3.run_name(1000, algorithm)}_seed{seed}"

@@ -1,4 +1,4 @@
-"""vaebench.runner: worker processes die with their parent; threads per run; failures."""
+"""vaebench.engine.workers and runs_many: worker processes die with their parent; threads per run; failures."""
 
 import os
 import signal
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaebench import runner
+from vaebench.engine.runs_many import Board, failure_summary, run_many
 from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
 
@@ -34,7 +34,7 @@ def test_workers_stop_when_the_reproduce_process_is_killed(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(textwrap.dedent("""
         import os, sys, time
-        from vaebench.runner import worker_pool
+        from vaebench.engine.workers import worker_pool
 
         def train_forever(pid_file):
             with open(pid_file + ".tmp", "w") as f:
@@ -73,7 +73,7 @@ def test_workers_stop_when_the_reproduce_process_is_killed(tmp_path):
 
 
 def test_stop_with_parent_is_harmless_while_the_parent_lives():
-    out = subprocess.run([sys.executable, "-c", "import os, time; from vaebench.runner import stop_with_parent; "
+    out = subprocess.run([sys.executable, "-c", "import os, time; from vaebench.engine.workers import stop_with_parent; "
                           "stop_with_parent(os.getppid()); time.sleep(1.2); print('alive')"],
                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0 and out.stdout.strip() == "alive", out.stderr
@@ -98,24 +98,24 @@ def fake_train(monkeypatch):
 def test_each_run_gets_the_threads_and_they_are_restored(tmp_path, fake_train):
     before = torch.get_num_threads()
     cfg = RunConfig(samples=1000)
-    runner.run_many([(cfg, tmp_path / "a"), (cfg, tmp_path / "b")], jobs=1, threads=3, progress=False)
+    run_many([(cfg, tmp_path / "a"), (cfg, tmp_path / "b")], jobs=1, threads=3, progress=False)
     assert fake_train == [("a", 3), ("b", 3)] and torch.get_num_threads() == before
 
 
 def test_run_many_reports_every_failure_after_running_the_others(tmp_path, fake_train):
     cfg = RunConfig(samples=1000)
     with pytest.raises(VaebenchError, match="2 of 3 runs failed: bad1: .*; bad2: "):
-        runner.run_many([(cfg, tmp_path / "bad1"), (cfg, tmp_path / "ok"), (cfg, tmp_path / "bad2")], jobs=1,
+        run_many([(cfg, tmp_path / "bad1"), (cfg, tmp_path / "ok"), (cfg, tmp_path / "bad2")], jobs=1,
                         threads=1, progress=False)
     assert [name for name, _ in fake_train] == ["bad1", "ok", "bad2"]
     with pytest.raises(VaebenchError, match="at least 1"):
-        runner.run_many([(cfg, tmp_path / "ok")], jobs=1, threads=0)
+        run_many([(cfg, tmp_path / "ok")], jobs=1, threads=0)
 
 
 def test_the_same_error_of_many_runs_is_reported_once():
     failed = {Path(f"r{i}"): VaebenchError("MNIST not found") for i in range(30)}
     failed[Path("other")] = ValueError("bad lr")
-    text = runner.failure_summary(failed)
+    text = failure_summary(failed)
     assert text.count("MNIST not found") == 1 and "30 runs (r0, ...): VaebenchError: MNIST not found" in text
     assert "other: ValueError: bad lr" in text
 
@@ -123,7 +123,7 @@ def test_the_same_error_of_many_runs_is_reported_once():
 def test_the_driver_shows_one_display_and_a_table_of_the_runs(tmp_path, fake_train, capsys):
     cfg = RunConfig(samples=1000)
     with pytest.raises(VaebenchError, match="bad1 failed"):
-        runner.run_many([(cfg, tmp_path / "ok"), (cfg, tmp_path / "bad1")], jobs=1, threads=1, progress=True)
+        run_many([(cfg, tmp_path / "ok"), (cfg, tmp_path / "bad1")], jobs=1, threads=1, progress=True)
     out = capsys.readouterr()
     assert "| ok | not started | 0 |" in out.out and "| bad1 | failed: VaebenchError |" in out.out
     assert "2/2" in out.err and "failed 1" in out.err
@@ -135,7 +135,7 @@ def test_the_display_counts_running_runs_and_samples_per_second(tmp_path):
     folder = RunFolder(tmp_path / "run")
     folder.path.mkdir()
     folder.write_info({"config": {}, "status": "running", "samples_seen": 1000})
-    board = runner.Board([folder.path, tmp_path / "other"])
+    board = Board([folder.path, tmp_path / "other"])
     folder.write_info({"config": {}, "status": "running", "samples_seen": 6000})
     (folder.path / LOCK).write_text("{}")
     board.refresh(force=True)
@@ -154,7 +154,7 @@ def test_a_run_trained_again_from_committed_results_counts_from_zero(tmp_path):
     folder = RunFolder(tmp_path / "run")
     folder.path.mkdir()
     folder.write_info({"config": {}, "status": "finished", "samples_seen": 1_000_000})
-    board = runner.Board([folder.path])
+    board = Board([folder.path])
 
     def rate():
         board.refresh(force=True)

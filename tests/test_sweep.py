@@ -1,4 +1,4 @@
-"""vaebench.sweep and `vaebench sweep`: the sweep file, its runs' names and seeds, and the
+"""vaebench.engine.sweep, vaebench.figures.sweep and `vaebench sweep`: the sweep file, its runs' names and seeds, and the
 summary (CSV, table over seeds, figure, provenance). Training is the fake of test_pipeline."""
 
 import csv
@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from vaebench import cli, pipeline
+from vaebench import cli
+from vaebench.runs import split_seed, with_seeds
 from vaebench.cli import main
 from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
 from vaebench.runs import RunFolder
-from vaebench.sweep import load_sweep
+from vaebench.engine.sweep import load_sweep
 
 from tests.test_pipeline import trained  # noqa: F401 -- a fixture
 
@@ -62,7 +63,7 @@ def test_the_example_sweep_parses():
     sweep = load_sweep(ROOT / "reproductions" / "sweeps" / "example.toml")
     assert list(sweep.points()) == ["nz-3_lr-0.01", "nz-3_lr-0.1", "nz-10_lr-0.01", "nz-10_lr-0.1"]
     assert sweep.seeds == [0, 1, 2] and sweep.name == "example"
-    runs = pipeline.with_seeds(sweep.runs("OUT"), sweep.seeds)
+    runs = with_seeds(sweep.runs("OUT"), sweep.seeds)
     assert len(runs) == 12 and runs[1][1].name == "nz-3_lr-0.01_seed1" and runs[1][0].seed == 1
     assert {(c.nz, c.lr, c.hidden, c.samples) for c, _ in runs} == {(nz, lr, 100, 200_000) for nz in (3, 10)
                                                                     for lr in (0.01, 0.1)}
@@ -74,7 +75,7 @@ def test_the_example_sweep_parses():
     ('seeds = [0, 0]\n', "distinct seeds"),
     ('runs = 3\n', "unknown key.*runs"),
     ('[grid]\nnz = [3]\nlearning_rate = [0.1]\n', "nz-3_learning_rate-0.1: unknown key.*learning_rate"),
-    ('[grid]\nnz = [0]\n', "--nz must be"),
+    ('[grid]\nnz = [0]\n', "nz must be in"),
     ('[grid]\nlr = [0.1, "0.1"]\n', "the same run name"),
     ('name = "a/b"\n', "name must be"),
 ])
@@ -88,11 +89,11 @@ def test_sweep_file_errors_are_one_line_and_name_the_file(tmp_path, text, messag
 
 def test_seeds_name_the_run_folders():
     sweep_runs = [(RunConfig(), Path("OUT/a"))]
-    assert pipeline.with_seeds(sweep_runs, None) == sweep_runs
-    (cfg, out), = pipeline.with_seeds(sweep_runs, [7])
+    assert with_seeds(sweep_runs, None) == sweep_runs
+    (cfg, out), = with_seeds(sweep_runs, [7])
     assert (cfg.seed, out.name) == (7, "a")  # one seed: the name as it is
-    assert [(c.seed, o.name) for c, o in pipeline.with_seeds(sweep_runs, [0, 2])] == [(0, "a_seed0"), (2, "a_seed2")]
-    assert pipeline.split_seed("nz-3_seed12") == ("nz-3", 12) and pipeline.split_seed("nz-3") == ("nz-3", None)
+    assert [(c.seed, o.name) for c, o in with_seeds(sweep_runs, [0, 2])] == [(0, "a_seed0"), (2, "a_seed2")]
+    assert split_seed("nz-3_seed12") == ("nz-3", 12) and split_seed("nz-3") == ("nz-3", None)
 
 
 # ---- vaebench sweep -----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from vaebench.cli import main
 from vaebench.config import RunConfig
 from vaebench.data import Dataset
 from vaebench.errors import TrainingDiverged, VaebenchError
-from vaebench.evaluation import eval_schedule
+from vaebench.bound import eval_schedule
 from vaebench.train import Trainer, train
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -16,20 +16,17 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vaebench.data import BINARIZE, DATASETS
 from vaebench.errors import VaebenchError
+from vaebench.families.latent import ESTIMATORS, LATENT_FAMILIES, check_latent
+from vaebench.ops import BACKENDS
 
 DATASET_DEFAULTS = {  # the paper's hidden units per data set (section 5)
     "mnist": {"hidden": 500},
     "frey": {"hidden": 200},
 }
-DATASETS = tuple(DATASET_DEFAULTS)
 PAPER_STEP_SIZES = (0.01, 0.02, 0.1)
-ESTIMATORS = ("A", "B", "score")
-# AEVB's latent families (registry keys of vaebench.families; vaebench.models): the posterior
-# q(z|x) and the prior p(z). gaussian/gaussian is the paper's model (the fused ops path).
-LATENT_FAMILIES = ("gaussian", "laplace", "logistic", "student-t", "lognormal", "gamma-implicit")
 ALGORITHMS = ("aevb", "wake-sleep", "mcem")
-BINARIZE = ("none", "static", "dynamic")
 DREAMS = ("sample", "mean")
 # the global parameters theta: maximum likelihood, MAP with the N(0, I) prior (the paper's
 # experiments), or variational Bayes over the decoder's parameters (the paper's appendix F)
@@ -56,7 +53,7 @@ class MCEMOptions:
     target_accept: float = 0.9    # paper: step size tuned to a 90% acceptance rate
     updates: int = 5              # paper: 5 weight updates with the acquired sample
     hmc_moves: int = 3            # ours: HMC moves per visit of a datapoint (chains kept between visits);
-                                  # 1 degrades MCEM on N_train = 50,000 (README, "Reproducing Figure 3")
+                                  # 1 degrades MCEM on N_train = 50,000 (docs/figure3.md)
     init_step_size: float = 0.05  # ours
     adapt_rate: float = 0.05      # ours: log step size += rate * (acceptance - target) per visit
 
@@ -144,34 +141,62 @@ def typed(cls, values: dict, where: str = ""):
 
 # ---- the run config --------------------------------------------------------------------------
 
+def option(help: str, *, flag: str | None = None, bounds: tuple | None = None, choices: tuple | None = None,
+           metavar: str | None = None) -> dict:
+    """A RunConfig field's metadata: its ``vaebench train`` option (``flag``, default --<key with
+    dashes>; its ``help``; ``choices``), and for a number its ``bounds`` [lo, hi], which both the
+    command line (vaebench.cli.options) and RunConfig.check enforce."""
+    return {"option": {"help": help, "flag": flag, "bounds": bounds, "choices": choices, "metavar": metavar}}
+
+
 @dataclass
 class RunConfig:
-    dataset: str = "mnist"
-    algorithm: str = "aevb"
-    estimator: str = "auto"       # SGVB estimator for AEVB: A, B (analytic KL) or score; check() resolves
-                                  # auto to B where KL(q || p) is closed form (the paper's model), else A
-    posterior: str = "gaussian"   # AEVB: the family of q(z|x) (LATENT_FAMILIES)
-    latent_prior: str = "gaussian"  # AEVB: the family of p(z) (paper: N(0, I)); `prior` is the legacy theta key
-    nz: int = 20
-    hidden: int | None = None     # None: the paper's (500 MNIST, 200 Frey Face)
-    samples: int = 1_000_000      # budget in training samples evaluated
-    seed: int = 0
-    lr: float | str = "auto"      # Adagrad global step size, or "auto" (paper: best of 0.01, 0.02, 0.1)
-    batch_size: int = 100         # M
-    L: int = 1                    # samples of z per datapoint
-    init_std: float = 0.01        # parameters ~ N(0, init_std^2)
-    theta: str = "map"            # ml, map (N(0, I) prior as weight decay, the paper) or vb (appendix F)
-    binarize: str = "none"        # MNIST: intensities as Bernoulli means (paper), or static/dynamic
-    n_train: int | None = None    # keep the first n_train training points (Figure 3)
-    device: str = "cpu"
-    backend: str = "eager"        # hot-path ops: eager, numba, triton, compile
+    """One training run. The fields with an ``option`` in their metadata are the options of
+    ``vaebench train`` (their flag, help, choices and bounds are written here only)."""
+    dataset: str = field(default="mnist", metadata=option("mnist or frey (default mnist)", choices=DATASETS))
+    algorithm: str = field(default="aevb", metadata=option("default aevb", choices=ALGORITHMS))
+    # SGVB estimator for AEVB: A, B (analytic KL) or score; check() resolves auto to B where
+    # KL(q || p) is closed form (the paper's model), else A
+    estimator: str = field(default="auto", metadata=option(
+        "SGVB estimator (default: B, the paper's, where KL(q || p) is closed form, else A)", choices=ESTIMATORS))
+    posterior: str = field(default="gaussian", metadata=option(  # AEVB: the family of q(z|x)
+        f"AEVB: the family of q(z|x): {', '.join(LATENT_FAMILIES)} (default gaussian)", metavar="FAMILY"))
+    latent_prior: str = field(default="gaussian", metadata=option(  # paper: N(0, I); `prior` is the legacy theta key
+        f"AEVB: the family of p(z): {', '.join(LATENT_FAMILIES)} (default gaussian, N(0, I))", flag="--prior",
+        metavar="FAMILY"))
+    nz: int = field(default=20, metadata=option("latent dimension N_z (default 20)", bounds=(1, 1000)))
+    hidden: int | None = field(default=None, metadata=option(  # None: the paper's (500 MNIST, 200 Frey Face)
+        "hidden units of encoder and decoder (default: 500 MNIST, 200 Frey Face)", bounds=(1, 100_000)))
+    samples: int = field(default=1_000_000, metadata=option(  # budget in training samples evaluated
+        "budget in training samples evaluated, e.g. 1e6 (default 1e6)", bounds=(1, 10**11)))
+    seed: int = field(default=0, metadata=option("random seed in [0, 2^63 - 1] (default 0)", bounds=(0, MAX_SEED)))
+    lr: float | str = field(default="auto", metadata=option(  # Adagrad global step size (paper: best of 0.01, 0.02, 0.1)
+        "Adagrad step size, or 'auto' to pick from {0.01, 0.02, 0.1} as the paper (default: auto; 0.01 for "
+        "wake-sleep)", bounds=(0, 1)))
+    batch_size: int = field(default=100, metadata=option("minibatch size M (default 100)", bounds=(1, 100_000)))
+    L: int = field(default=1, metadata=option("samples of z per datapoint (default 1)", flag="-L", bounds=(1, 10_000)))
+    init_std: float = field(default=0.01, metadata=option("parameters ~ N(0, std^2) (default 0.01)", bounds=(0, 1)))
+    binarize: str = field(default="none", metadata=option(
+        "MNIST: none (intensities as Bernoulli means, the paper), static or dynamic", choices=BINARIZE))
+    n_train: int | None = field(default=None, metadata=option(  # keep the first n_train training points (Figure 3)
+        "use only the first N training points", bounds=(1, 10**9)))
+    theta: str = field(default="map", metadata=option(  # ml, map (N(0, I) prior as weight decay) or vb (appendix F)
+        "the global parameters: ml, map (the N(0, I) prior as weight decay, the paper's; default) or vb "
+        "(variational Bayes over the decoder, appendix F)", choices=THETA))
+    dreams: str = field(default="sample", metadata=option(
+        "wake-sleep: sleep-phase x sampled from the decoder or its mean", choices=DREAMS))
+    snapshots: bool = field(default=False, metadata=option("keep the parameters at every evaluation point"))
+    device: str = field(default="cpu", metadata=option("cpu, cuda or cuda:N (default cpu)"))
+    backend: str = field(default="eager", metadata=option(
+        "hot-path ops: eager, numba, triton or compile (default eager)"))
+    data_dir: str | None = field(default=None, metadata=option(
+        "folder with the data files (else $VAEBENCH_DATA_DIR, the cache, ...)"))
+    checkpoint_every_s: float = field(default=300.0, metadata=option(  # also on this wall-clock interval
+        "also checkpoint every this many seconds of training (default 300; 0: only at evaluations)",
+        flag="--checkpoint-every", bounds=(0, math.inf)))
     evals_per_decade: int = 4
     first_eval: int = 10_000      # first evaluation point, in samples
     lr_trial_samples: int = 50_000  # per candidate, for lr = "auto"
-    dreams: str = "sample"        # wake-sleep: sleep-phase x sampled from the decoder, or its mean
-    snapshots: bool = False       # keep the parameters at every evaluation point
-    data_dir: str | None = None
-    checkpoint_every_s: float = 300.0  # also checkpoint on this wall-clock interval (seconds)
     options: dict = field(default_factory=dict)  # the algorithm's own (ALGORITHM_OPTIONS)
 
     # keys that may differ between an interrupted run and its resumption (``samples`` may only grow)
@@ -213,54 +238,69 @@ class RunConfig:
             d["theta"] = "map" if prior else "ml"
         return typed(cls, d, where)
 
-    def check(self) -> "RunConfig":
-        """Raise a one-line VaebenchError for any value out of range."""
+    @classmethod
+    def flag(cls, key: str) -> str:
+        """The ``vaebench train`` option of field ``key`` (--<key with dashes> unless it names another)."""
+        opt = FIELD_OPTIONS[key]
+        return opt["flag"] or "--" + key.replace("_", "-")
+
+    def check(self, where: str = "", flags=()) -> "RunConfig":
+        """This config, checked: a copy with estimator "auto" resolved (B where KL(q || p) is closed
+        form, else A), or a one-line VaebenchError for the first value out of range, naming it by
+        ``where`` + its key (a TOML's), or by its option for the keys in ``flags`` (given on the
+        command line). A config already checked checks to an equal one."""
+        def name(key: str) -> str:
+            return self.flag(key) if key in flags else f"{where}{key}"
+
+        def within(key: str, text: str | None = None) -> None:
+            lo, hi = FIELD_OPTIONS[key]["bounds"]
+            value = getattr(self, key)
+            if value is not None and not lo <= value <= hi:
+                shown = text or f"[{lo}, {'2^63 - 1' if hi == MAX_SEED else hi}]"
+                raise VaebenchError(f"{name(key)} must be in {shown}, got {value}")
+
         need = _need
         need(self.dataset in DATASET_DEFAULTS, f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
         need(self.algorithm in ALGORITHMS, f"unknown algorithm {self.algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
-        from vaebench.models import check_latent  # the models module owns the latent families
-
-        self.estimator = check_latent(self.posterior, self.latent_prior, self.estimator)  # auto -> B or A
-        need(self.posterior == self.latent_prior == "gaussian" or (self.algorithm == "aevb" and self.theta != "vb"),
-             f"posterior {self.posterior!r} / prior {self.latent_prior!r}: non-Gaussian latent families are "
-             f"implemented for algorithm aevb with theta map or ml, not {self.algorithm} with theta {self.theta}")
-        need(self.estimator in ESTIMATORS, f"unknown estimator {self.estimator!r}; choose one of {', '.join(ESTIMATORS)}")
-        need(1 <= self.nz <= 1000, f"--nz must be an integer in [1, 1000], got {self.nz}")
-        need(self.hidden is None or 1 <= self.hidden <= 100_000, f"--hidden must be in [1, 100000], got {self.hidden}")
-        need(1 <= self.batch_size <= 100_000, f"--batch-size must be in [1, 100000], got {self.batch_size}")
-        need(self.batch_size <= self.samples <= 10**11,
-             f"--samples must be in [batch size {self.batch_size}, 1e11], got {self.samples:g}")
-        need(0 <= self.seed <= MAX_SEED, f"--seed must be in [0, 2^63 - 1], got {self.seed}")
-        if isinstance(self.lr, str):
-            need(self.lr == "auto", f"--lr must be a number in (0, 1] or 'auto', got {self.lr!r}")
-        else:
-            need(math.isfinite(self.lr) and 0 < self.lr <= 1, f"--lr must be a number in (0, 1] or 'auto', got {self.lr}")
-        need(1 <= self.L <= 10_000, f"-L must be in [1, 10000], got {self.L}")
-        need(math.isfinite(self.init_std) and 0 < self.init_std <= 1, f"--init-std must be in (0, 1], got {self.init_std}")
-        need(self.binarize in BINARIZE, f"unknown binarize {self.binarize!r}; choose one of {', '.join(BINARIZE)}")
-        need(self.theta in THETA, f"unknown theta {self.theta!r}; choose one of {', '.join(THETA)}")
-        need(self.dreams in DREAMS, f"unknown dreams {self.dreams!r}; choose one of {', '.join(DREAMS)}")
-        need(self.n_train is None or self.n_train >= 1, f"--n-train must be at least 1, got {self.n_train}")
-        need(1 <= self.evals_per_decade <= 100, f"evals_per_decade must be in [1, 100], got {self.evals_per_decade}")
-        need(self.first_eval >= 1, f"first_eval must be >= 1, got {self.first_eval}")
-        need(self.batch_size <= self.lr_trial_samples <= 10**9,
-             f"lr_trial_samples must be in [one minibatch, 1e9], got {self.lr_trial_samples}")
-        from vaebench.ops import BACKENDS  # the ops module owns the list of backends
-
-        need(self.backend in BACKENDS, f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
-        need(math.isfinite(self.checkpoint_every_s) and self.checkpoint_every_s >= 0,
-             f"checkpoint_every_s must be a number of seconds >= 0, got {self.checkpoint_every_s}")
-        if self.theta == "vb":  # [full-vb block]
-            need(self.algorithm == "aevb", f"theta vb (appendix F) is implemented for algorithm aevb, not {self.algorithm}")
-            need(self.estimator in VB_ESTIMATORS, f"theta vb takes estimator A (eq. F.10) or B (eq. F.12), "
-                                                  f"not {self.estimator!r}")
-        elif self.algorithm == "aevb" and self.options:
-            need(False, f"[options] of aevb ({', '.join(sorted(self.options))}) are those of theta = vb; "
-                        f"this run has theta = {self.theta}")
-        opts = self.algorithm_options
+        need(self.estimator in ESTIMATORS + ("auto",),
+             f"unknown estimator {self.estimator!r}; choose one of {', '.join(ESTIMATORS)} or auto")
+        cfg = dataclasses.replace(self, estimator=check_latent(self.posterior, self.latent_prior, self.estimator))
+        need(cfg.posterior == cfg.latent_prior == "gaussian" or (cfg.algorithm == "aevb" and cfg.theta != "vb"),
+             f"posterior {cfg.posterior!r} / prior {cfg.latent_prior!r}: non-Gaussian latent families are "
+             f"implemented for algorithm aevb with theta map or ml, not {cfg.algorithm} with theta {cfg.theta}")
+        for key in ("nz", "hidden", "batch_size", "seed", "L", "n_train"):
+            within(key)
+        need(cfg.batch_size <= cfg.samples <= FIELD_OPTIONS["samples"]["bounds"][1],
+             f"{name('samples')} must be in [batch size {cfg.batch_size}, 1e11], got {cfg.samples:g}")
+        need(cfg.lr == "auto" if isinstance(cfg.lr, str) else math.isfinite(cfg.lr) and 0 < cfg.lr <= 1,
+             f"{name('lr')} must be a number in (0, 1] or 'auto', got {cfg.lr!r}")
+        need(math.isfinite(cfg.init_std) and 0 < cfg.init_std <= 1,
+             f"{name('init_std')} must be in (0, 1], got {cfg.init_std}")
+        need(cfg.binarize in BINARIZE, f"unknown binarize {cfg.binarize!r}; choose one of {', '.join(BINARIZE)}")
+        need(cfg.theta in THETA, f"unknown theta {cfg.theta!r}; choose one of {', '.join(THETA)}")
+        need(cfg.dreams in DREAMS, f"unknown dreams {cfg.dreams!r}; choose one of {', '.join(DREAMS)}")
+        need(1 <= cfg.evals_per_decade <= 100, f"{where}evals_per_decade must be in [1, 100], got {cfg.evals_per_decade}")
+        need(cfg.first_eval >= 1, f"{where}first_eval must be >= 1, got {cfg.first_eval}")
+        need(cfg.batch_size <= cfg.lr_trial_samples <= 10**9,
+             f"{where}lr_trial_samples must be in [one minibatch, 1e9], got {cfg.lr_trial_samples}")
+        need(cfg.backend in BACKENDS, f"unknown backend {cfg.backend!r}; choose one of {', '.join(BACKENDS)}")
+        need(math.isfinite(cfg.checkpoint_every_s) and cfg.checkpoint_every_s >= 0,
+             f"{name('checkpoint_every_s')} must be a number of seconds >= 0, got {cfg.checkpoint_every_s}")
+        if cfg.theta == "vb":  # [full-vb block]
+            need(cfg.algorithm == "aevb", f"theta vb (appendix F) is implemented for algorithm aevb, not {cfg.algorithm}")
+            need(cfg.estimator in VB_ESTIMATORS, f"theta vb takes estimator A (eq. F.10) or B (eq. F.12), "
+                                                 f"not {cfg.estimator!r}")
+        elif cfg.algorithm == "aevb" and cfg.options:
+            need(False, f"[options] of aevb ({', '.join(sorted(cfg.options))}) are those of theta = vb; "
+                        f"this run has theta = {cfg.theta}")
+        opts = cfg.algorithm_options
         if hasattr(opts, "check"):
             opts.check()
-        return self
+        return cfg
+
+
+# each field's ``vaebench train`` option (RunConfig's metadata), by key
+FIELD_OPTIONS = {f.name: f.metadata["option"] for f in dataclasses.fields(RunConfig) if "option" in f.metadata}
 
 
 def default_lr(algorithm: str) -> float | str:

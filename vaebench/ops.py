@@ -19,11 +19,13 @@ Math (per row, D columns):
 Log-variance is clamped to [LOGVAR_MIN, LOGVAR_MAX] everywhere (gradient zero
 outside the clamp, as torch.clamp's).
 
-Kernel backends live in ``vaebench_kernels`` (``kernels/``) and are imported on
-first use, so this module imports without numba or triton. Every backend checks
-shape, dtype and device on every call (a few attribute compares; an InputError
-names the argument). The value checks (Bernoulli targets in [0, 1]; location_scale_rsample's
-eps finite) cost a pass over the data and are off by default: ``set_validation(True)`` or VAEBENCH_VALIDATE=1.
+Kernel backends live in ``vaebench_kernels`` (``kernels/``), each op in the file and
+function of its name (``kernels/<op>.py``, ``<op>``; reparameterize_seeded beside
+reparameterize), and are imported on first use, so this module imports without numba
+or triton. Every backend checks shape, dtype and device on every call (a few attribute
+compares; an InputError names the argument). The value checks (Bernoulli targets in
+[0, 1]; location_scale_rsample's eps finite) cost a pass over the data and are off by
+default: ``set_validation(True)`` or VAEBENCH_VALIDATE=1.
 The kernel backends give first derivatives only: a second (backward with
 create_graph=True) raises NotImplementedError; eager and compile give it.
 """
@@ -31,17 +33,16 @@ create_graph=True) raises NotImplementedError; eager and compile give it.
 from __future__ import annotations
 
 import functools
-import math
 import os
 
 import torch
 
 from vaebench.errors import InputError
+from vaebench.gaussian import log_normal
 from vaebench_kernels.constants import LOGVAR_MAX, LOGVAR_MIN
 from vaebench_kernels.validate import FLOAT_DTYPES, check_finite, check_tensors, check_unit_interval
 
 BACKENDS = ("eager", "numba", "triton", "compile")
-_LOG_2PI = math.log(2.0 * math.pi)
 
 _default_backend = "eager"
 
@@ -98,7 +99,7 @@ def bernoulli_log_likelihood_eager(logits, x):
 
 def gaussian_log_likelihood_eager(mean, logvar, x):
     lv = clamp_logvar(logvar)
-    return -0.5 * (_LOG_2PI + lv + (x - mean).square() * torch.exp(-lv)).sum(-1)
+    return log_normal(x, mean, lv)
 
 
 def reparameterize_seeded_eager(mu, logvar, seed):
@@ -127,35 +128,26 @@ _EAGER = {
 }
 OPS = tuple(_EAGER)
 
-# op -> (kernels module, function name)
-_KERNELS = {
-    "reparameterize": ("reparameterize", "reparameterize"),
-    "reparameterize_seeded": ("reparameterize", "reparameterize_seeded"),
-    "gaussian_kl": ("gaussian_kl", "gaussian_kl"),
-    "bernoulli_log_likelihood": ("bernoulli_ll", "bernoulli_ll"),
-    "gaussian_log_likelihood": ("gaussian_ll", "gaussian_ll"),
-    "encoder_head": ("encoder_head", "encoder_head"),
-    "location_scale_rsample": ("location_scale", "location_scale_rsample"),
-}
-
 _CACHE: dict = {}
 
 
-def _kernel_module(module: str):
+def _kernel(op: str):
+    """``op``'s kernel-backend function: ``vaebench_kernels.<op>.<op>``, but reparameterize_seeded
+    lives in ``vaebench_kernels.reparameterize`` (it shares that file's kernels)."""
     # static imports (no importlib) so that torch.compile can trace a first call
-    if module == "reparameterize":
+    if op in ("reparameterize", "reparameterize_seeded"):
         from vaebench_kernels import reparameterize as m
-    elif module == "gaussian_kl":
+    elif op == "gaussian_kl":
         from vaebench_kernels import gaussian_kl as m
-    elif module == "bernoulli_ll":
-        from vaebench_kernels import bernoulli_ll as m
-    elif module == "gaussian_ll":
-        from vaebench_kernels import gaussian_ll as m
-    elif module == "location_scale":
-        from vaebench_kernels import location_scale as m
-    else:
+    elif op == "encoder_head":
         from vaebench_kernels import encoder_head as m
-    return m
+    elif op == "bernoulli_log_likelihood":
+        from vaebench_kernels import bernoulli_log_likelihood as m
+    elif op == "gaussian_log_likelihood":
+        from vaebench_kernels import gaussian_log_likelihood as m
+    else:
+        from vaebench_kernels import location_scale_rsample as m
+    return getattr(m, op)
 
 
 def _resolve(op: str, backend: str, compiling: bool = False):
@@ -165,7 +157,6 @@ def _resolve(op: str, backend: str, compiling: bool = False):
     if backend == "compile":
         # inside an outer torch.compile the eager function is what gets traced
         return _EAGER[op] if compiling else torch.compile(_EAGER[op], dynamic=None)
-    module, name = _KERNELS[op]
     lib = "numba" if backend == "numba" else "triton"
     try:
         if lib == "numba":
@@ -175,7 +166,7 @@ def _resolve(op: str, backend: str, compiling: bool = False):
     except ImportError:
         raise InputError(f"backend {backend!r} needs {lib}, which is not installed; "
                          "install it with: pip install 'vaebench[kernels]'") from None
-    return functools.partial(getattr(_kernel_module(module), name), backend=backend)
+    return functools.partial(_kernel(op), backend=backend)
 
 
 def _impl(op: str, backend: str | None):

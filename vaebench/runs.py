@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import os
 import re
 import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
 
+from vaebench.config import RunConfig
 from vaebench.errors import RunLocked, VaebenchError
 from vaebench.fileio import atomic_path, atomic_torch_save, atomic_write_csv, atomic_write_json
 
@@ -117,10 +120,17 @@ class RunFolder:
             raise VaebenchError(f"{path} is not a vaebench run.json (no 'config' table)")
         return info
 
+    def info_or_empty(self, warn: bool = False) -> dict:
+        """run.json, or {} where there is none yet or it is unreadable (``warn``: said on stderr)."""
+        try:
+            return self.read_info(missing_ok=True) or {}
+        except VaebenchError as exc:
+            if warn:
+                print(f"warning: {exc}; going on without it", file=sys.stderr)
+            return {}
+
     def read_config(self):
         """The RunConfig stored in run.json."""
-        from vaebench.config import RunConfig
-
         return RunConfig.from_dict(self.read_info()["config"], where=f"{self.path / RUN_JSON}: config.")
 
     def write_info(self, info: dict) -> None:
@@ -212,13 +222,15 @@ class RunFolder:
 
     # ---- state ------------------------------------------------------------------------------
     def is_finished(self, cfg) -> bool:
-        """Whether this folder holds a finished run of exactly ``cfg``'s identity, made here
-        (its checkpoint is present: committed results without parameters are trained again)."""
+        """Whether this folder holds a finished run of exactly ``cfg``'s identity (once checked:
+        estimator "auto" resolved), made here (its checkpoint is present: committed results without
+        parameters are trained again)."""
         if not self.has_checkpoint():
             return False
         try:
             info = self.read_info(missing_ok=True)
             stored = self.read_config() if info else None
+            cfg = cfg.check()
         except VaebenchError:
             return False
         return (info is not None and info.get("status") == "finished" and stored.identity() == cfg.identity()
@@ -370,5 +382,28 @@ def _load_torch(path: Path, map_location):
                             f"{str(exc).splitlines()[0][:120] if str(exc) else 'unreadable'})") from None
 
 
+# ---- seeds in run folders' names ----------------------------------------------------------------
+
+_SEED_SUFFIX = re.compile(r"^(.+)_seed(\d+)$")
+
+
+def with_seeds(runs: list[tuple[RunConfig, Path]], seeds: list[int] | None) -> list[tuple[RunConfig, Path]]:
+    """Each run once per seed: ``<name>_seed<N>`` with several seeds; one seed keeps the name
+    (and sets the seed); none keeps the runs as they are."""
+    if not seeds:
+        return runs
+    if len(seeds) == 1:
+        return [(dataclasses.replace(cfg, seed=seeds[0]), out) for cfg, out in runs]
+    return [(dataclasses.replace(cfg, seed=seed), out.with_name(f"{out.name}_seed{seed}"))
+            for cfg, out in runs for seed in seeds]
+
+
+def split_seed(name: str) -> tuple[str, int | None]:
+    """A run folder's name as (the run's name, its seed suffix or None): "a_seed2" -> ("a", 2)."""
+    m = _SEED_SUFFIX.match(name)
+    return (m.group(1), int(m.group(2))) if m else (name, None)
+
+
 __all__ = ["RunFolder", "list_runs", "lock_folder", "check_out_path", "atomic_path", "SCHEMA_VERSION",
-           "METRIC_COLUMNS", "MARGINAL_COLUMNS", "MARGINAL_SETTING_KEYS", "MARGINAL_METHODS", "RUN_FILES"]
+           "METRIC_COLUMNS", "MARGINAL_COLUMNS", "MARGINAL_SETTING_KEYS", "MARGINAL_METHODS", "RUN_FILES",
+           "with_seeds", "split_seed"]

@@ -21,11 +21,11 @@ from tqdm.auto import tqdm
 
 from vaebench import ops
 from vaebench.algorithms import algorithm_class
-from vaebench.config import PAPER_STEP_SIZES, RunConfig
+from vaebench.config import PAPER_STEP_SIZES, RunConfig, default_lr, load_toml
 from vaebench.data import Dataset, load_dataset
 from vaebench.devices import check_device
 from vaebench.errors import TrainingDiverged, VaebenchError
-from vaebench.evaluation import average_lower_bound, eval_schedule
+from vaebench.bound import average_lower_bound, eval_schedule
 from vaebench.models import build_model
 from vaebench.provenance import environment
 from vaebench.runs import RunFolder, check_out_path
@@ -263,6 +263,34 @@ class _Run:
         return values
 
 
+def run_config_for(out, given: dict, *, config: str | Path | None = None, resume: bool = False) -> RunConfig:
+    """A run's config: defaults < the run stored in ``out`` (``resume``) or the TOML ``config`` <
+    ``given`` (the options given on the command line; errors name them by their flags).
+
+    --resume continues the run stored in --out (only the device, backend, data folder,
+    checkpoint interval and a larger budget may change); with no run stored it starts the
+    config the user gives, and with none given it refuses: it never invents a run."""
+    folder = RunFolder(check_out_path(out))
+    info = folder.read_info(missing_ok=True) if resume else None
+    if info is not None and info.get("config"):
+        stored = folder.read_config().to_dict()
+        if config is not None:
+            raise VaebenchError("--config and --resume exclude each other (the run's config is in its run.json)")
+        fixed = {k: v for k, v in given.items() if k not in RunConfig.RESUMABLE_OVERRIDES and stored.get(k) != v}
+        if fixed:
+            changes = ", ".join(f"{k}={v!r} (run has {stored.get(k)!r})" for k, v in fixed.items())
+            raise VaebenchError(f"cannot resume with different settings: {changes}; use a new --out or --overwrite")
+        return RunConfig.from_dict({**stored, **given}).check(flags=given)
+    if resume and not given and config is None:
+        raise VaebenchError(f"nothing to resume in {out} (no run.json or checkpoint); "
+                            "pass the run's options or --config to start it")
+    base = load_toml(config) if config is not None else {}
+    merged = {**base, **given}
+    merged.setdefault("lr", default_lr(merged.get("algorithm", "aevb")))
+    where = f"{config}: " if config is not None else ""
+    return RunConfig.from_dict(merged, where=where).check(where, flags=given)
+
+
 def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
           progress: bool = True, data: Dataset | None = None) -> dict:
     """Train to ``cfg.samples`` samples, writing the run folder ``out``; returns run.json's content.
@@ -271,7 +299,7 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, overwrite: b
     finished run), else start ``cfg`` afresh, replacing what the folder holds (for example
     committed results without parameters). ``overwrite``: replace the run in ``out``.
     """
-    cfg.check()
+    cfg = cfg.check()
     if resume and overwrite:
         raise VaebenchError("--resume and --overwrite exclude each other")
     folder = RunFolder(check_out_path(out))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vaebench.algorithms.optim import paper_adagrad
-from vaebench.estimators import estimate
+from vaebench.bound import estimate
 
 
 class AEVB:

@@ -54,11 +54,11 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from vaebench.gaussian import LOG_2PI
 from vaebench.config import SIGMA_PARAMS, VB_ESTIMATORS, VBOptions
-from vaebench.estimators import estimate
+from vaebench.bound import estimate
 from vaebench.models import VAE, build_model
 
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 # ---- q(theta) ------------------------------------------------------------------------------
@@ -119,21 +119,21 @@ class ThetaPosterior(nn.Module):
 
     def entropy(self) -> torch.Tensor:
         """H[q(theta)] = sum log(sigma) + n/2 (1 + log 2 pi)."""
-        return sum(torch.log(s).sum() for s in self.sigmas().values()) + 0.5 * self.numel() * (1.0 + _LOG_2PI)
+        return sum(torch.log(s).sum() for s in self.sigmas().values()) + 0.5 * self.numel() * (1.0 + LOG_2PI)
 
     def log_q(self, zeta: dict[str, torch.Tensor]) -> torch.Tensor:
         """log q(theta) at theta = mu + sigma * zeta, written in zeta (the same function of
         (mu, sigma, zeta), and stable as sigma -> 0): -sum(log sigma + zeta^2 / 2) - n/2 log 2 pi."""
         sig = self.sigmas()
         return -sum((torch.log(sig[n]) + 0.5 * zeta[n].square()).sum() for n in self.names) \
-            - 0.5 * self.numel() * _LOG_2PI
+            - 0.5 * self.numel() * LOG_2PI
 
 
 def log_standard_normal_params(params) -> torch.Tensor:
     """log N(params; 0, I) summed over every element of the tensors ``params``."""
     params = list(params)
     n = sum(p.numel() for p in params)
-    return -0.5 * sum(p.square().sum() for p in params) - 0.5 * n * _LOG_2PI
+    return -0.5 * sum(p.square().sum() for p in params) - 0.5 * n * LOG_2PI
 
 
 # ---- the model ---------------------------------------------------------------------------------
@@ -196,7 +196,7 @@ class VBEstimate(NamedTuple):
 
 
 def draw_eps(x: torch.Tensor, nz: int, L: int, generator=None) -> torch.Tensor:
-    """The draws of z's noise for a minibatch, as vaebench.estimators draws them: (L, B, nz)."""
+    """The draws of z's noise for a minibatch, as vaebench.bound draws them: (L, B, nz)."""
     return torch.randn((L, x.shape[0], nz), generator=generator, dtype=x.dtype, device=x.device)
 
 

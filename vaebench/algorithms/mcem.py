@@ -20,7 +20,7 @@ import torch
 
 from vaebench.algorithms.optim import paper_adagrad
 from vaebench.config import MCEMOptions
-from vaebench.marginal import HMCState, adapt_log_step, hmc_transition
+from vaebench.hmc import HMCState, adapt_log_step, hmc_transition
 
 _DEFAULTS = MCEMOptions()  # the declared options (vaebench.config), with the paper's values
 

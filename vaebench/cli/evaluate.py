@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from vaebench.cli.options import add_count, add_hmc_options, add_trained_run_options, finite_float, seed, set_threads
-from vaebench.estimates import DEFAULTS, LIMITS
+from vaebench.marginal.run import DEFAULTS, LIMITS
 from vaebench.runs import MARGINAL_METHODS
 
 
@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from vaebench.estimates import evaluate_run, marginal_csv
+    from vaebench.marginal.run import evaluate_run, marginal_csv
 
     set_threads(args)
     splits = tuple(s.strip() for s in args.split.split(",") if s.strip())

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import typing
 
-from vaebench.config import ALGORITHMS, BINARIZE, DATASETS, DREAMS, ESTIMATORS, LATENT_FAMILIES, MAX_SEED, THETA
-from vaebench.estimates import DEFAULTS, LIMITS
+from vaebench.config import FIELD_OPTIONS, MAX_SEED, RunConfig
+from vaebench.marginal.run import DEFAULTS, LIMITS
 
 
 def count(minimum: int = 1, maximum: float = 10**12, what: str = "a count"):
@@ -65,7 +66,7 @@ def set_threads(args) -> None:
 
 def add_hmc_options(p: argparse.ArgumentParser, *, samples_help: str, leapfrog_help: str) -> None:
     """--samples-per-point, --leapfrog, --burn-in and --thin: the HMC settings of the paper's
-    appendix D estimator, with the defaults and bounds of vaebench.estimates (DEFAULTS, LIMITS).
+    appendix D estimator, with the defaults and bounds of vaebench.marginal.run (DEFAULTS, LIMITS).
     The help of the first two differs between the commands, so the caller gives it (argparse
     writes the default for %(default)s)."""
     add_count(p, "--samples-per-point", 2, LIMITS, DEFAULTS, samples_help)
@@ -84,46 +85,26 @@ def add_trained_run_options(p: argparse.ArgumentParser, *, progress_help: str) -
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    """Options of one run's config (every default is None: unset keeps the config's value)."""
-    p.add_argument("--dataset", choices=DATASETS, help="mnist or frey (default mnist)")
-    p.add_argument("--algorithm", choices=ALGORITHMS, help="default aevb")
-    p.add_argument("--estimator", choices=ESTIMATORS, help="SGVB estimator (default: B, the paper's, where "
-                   "KL(q || p) is closed form, else A)")
-    p.add_argument("--posterior", metavar="FAMILY", help=f"AEVB: the family of q(z|x): {', '.join(LATENT_FAMILIES)} (default gaussian)")
-    p.add_argument("--prior", dest="latent_prior", metavar="FAMILY",
-                   help=f"AEVB: the family of p(z): {', '.join(LATENT_FAMILIES)} (default gaussian, N(0, I))")
-    p.add_argument("--nz", type=count(1, 1000, "--nz"), help="latent dimension N_z (default 20)")
-    p.add_argument("--hidden", type=count(1, 100_000, "--hidden"),
-                   help="hidden units of encoder and decoder (default: 500 MNIST, 200 Frey Face)")
-    p.add_argument("--samples", type=count(1, 10**11, "--samples"),
-                   help="budget in training samples evaluated, e.g. 1e6 (default 1e6)")
-    p.add_argument("--seed", type=seed, help="random seed in [0, 2^63 - 1] (default 0)")
-    p.add_argument("--lr", type=parse_lr, help="Adagrad step size, or 'auto' to pick from {0.01, 0.02, 0.1} as the "
-                   "paper (default: auto; 0.01 for wake-sleep)")
-    p.add_argument("--batch-size", dest="batch_size", type=count(1, 100_000, "--batch-size"),
-                   help="minibatch size M (default 100)")
-    p.add_argument("-L", dest="L", type=count(1, 10_000, "-L"), help="samples of z per datapoint (default 1)")
-    p.add_argument("--init-std", dest="init_std", type=finite_float, help="parameters ~ N(0, std^2) (default 0.01)")
-    p.add_argument("--binarize", choices=BINARIZE, help="MNIST: none (intensities as Bernoulli means, the paper), "
-                   "static or dynamic")
-    p.add_argument("--n-train", dest="n_train", type=count(1, 10**9, "--n-train"),
-                   help="use only the first N training points")
-    p.add_argument("--theta", choices=THETA, help="the global parameters: ml, map (the N(0, I) prior as weight "
-                   "decay, the paper's; default) or vb (variational Bayes over the decoder, appendix F)")
-    p.add_argument("--dreams", choices=DREAMS, help="wake-sleep: sleep-phase x sampled from the decoder or its mean")
-    p.add_argument("--snapshots", action="store_true", default=None, help="keep the parameters at every evaluation point")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--backend", help="hot-path ops: eager, numba, triton or compile (default eager)")
-    p.add_argument("--data-dir", dest="data_dir", help="folder with the data files (else $VAEBENCH_DATA_DIR, the cache, ...)")
-    p.add_argument("--checkpoint-every", dest="checkpoint_every_s", type=finite_float,
-                   help="also checkpoint every this many seconds of training (default 300; 0: only at evaluations)")
-
-
-RUN_KEYS = ("dataset", "algorithm", "estimator", "posterior", "latent_prior", "nz", "hidden", "samples", "seed", "lr",
-            "batch_size", "L", "init_std", "binarize", "n_train", "theta", "dreams", "snapshots", "device", "backend", "data_dir",
-            "checkpoint_every_s")
+    """The options of one run's config, one per RunConfig field with an ``option`` in its metadata
+    (flag, help, choices and bounds are written there); every default is None: unset keeps the
+    config's value."""
+    hints = typing.get_type_hints(RunConfig)
+    for key, opt in FIELD_OPTIONS.items():
+        flag, kind = RunConfig.flag(key), hints[key]
+        extra = {"choices": opt["choices"]} if opt["choices"] else {}
+        if opt["metavar"]:
+            extra["metavar"] = opt["metavar"]
+        if kind is bool:
+            extra.update(action="store_true", default=None)
+        elif key == "lr":
+            extra["type"] = parse_lr
+        elif int in typing.get_args(kind) or kind is int:
+            extra["type"] = count(*opt["bounds"], flag)
+        elif kind is float:
+            extra["type"] = finite_float
+        p.add_argument(flag, dest=key, help=opt["help"], **extra)
 
 
 def given_run_options(args) -> dict:
     """The run options set on the command line."""
-    return {k: getattr(args, k) for k in RUN_KEYS if getattr(args, k, None) is not None}
+    return {k: getattr(args, k) for k in FIELD_OPTIONS if getattr(args, k, None) is not None}

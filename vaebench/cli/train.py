@@ -9,9 +9,8 @@ import argparse
 from pathlib import Path
 
 from vaebench.cli.options import add_run_options, add_threads, given_run_options, set_threads
-from vaebench.config import RunConfig, default_lr, load_toml
+from vaebench.config import RunConfig
 from vaebench.errors import VaebenchError
-from vaebench.runs import RunFolder, check_out_path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,31 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args) -> RunConfig:
-    """Defaults < the stored run (on --resume) or the --config file < explicit options.
+    """The run's config from the command line (vaebench.train.run_config_for)."""
+    from vaebench.train import run_config_for
 
-    --resume continues the run stored in --out (only the device, backend, data folder,
-    checkpoint interval and a larger budget may change); with no run stored it starts the
-    config the user gives, and with none given it refuses: it never invents a run."""
-    given = given_run_options(args)
-    folder = RunFolder(check_out_path(args.out))
-    info = folder.read_info(missing_ok=True) if args.resume else None
-    if info is not None and info.get("config"):
-        stored = folder.read_config().to_dict()
-        if args.config is not None:
-            raise VaebenchError("--config and --resume exclude each other (the run's config is in its run.json)")
-        fixed = {k: v for k, v in given.items() if k not in RunConfig.RESUMABLE_OVERRIDES and stored.get(k) != v}
-        if fixed:
-            changes = ", ".join(f"{k}={v!r} (run has {stored.get(k)!r})" for k, v in fixed.items())
-            raise VaebenchError(f"cannot resume with different settings: {changes}; use a new --out or --overwrite")
-        return RunConfig.from_dict({**stored, **given}).check()
-    if args.resume and not given and args.config is None:
-        raise VaebenchError(f"nothing to resume in {args.out} (no run.json or checkpoint); "
-                            "pass the run's options or --config to start it")
-    base = load_toml(args.config) if args.config is not None else {}
-    merged = {**base, **given}
-    merged.setdefault("lr", default_lr(merged.get("algorithm", "aevb")))
-    where = f"{args.config}: " if args.config is not None else ""
-    return RunConfig.from_dict(merged, where=where).check()
+    return run_config_for(args.out, given_run_options(args), config=args.config, resume=args.resume)
 
 
 def run(args) -> int:

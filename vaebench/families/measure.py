@@ -36,6 +36,7 @@ import torch
 from scipy import integrate
 
 from vaebench.families import REGISTRY, get
+from vaebench.formatting import format_value
 from vaebench.families.base import Family, FamilyError
 
 L_VALUES = (1, 100)
@@ -285,13 +286,7 @@ def summary_table(df):
 
 
 def _fmt(x, digits=3) -> str:
-    if isinstance(x, str):
-        return x
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return f"{x:.{digits}g}"
+    return x if isinstance(x, str) else format_value(x, digits, missing="-", general=True)
 
 
 def markdown(df, provenance: dict) -> str:

@@ -1,5 +1,5 @@
-"""What the figure modules share besides the pipeline (vaebench.pipeline): the paper's CSVs,
-interpolation between evaluation points, number formats, the obtained-against-paper markdown
+"""What the figure modules share besides the engine (vaebench.engine): the paper's CSVs,
+interpolation between evaluation points, the obtained-against-paper markdown
 table and the pieces of the plots (colours, line styles, legend, saving)."""
 
 from __future__ import annotations
@@ -8,7 +8,9 @@ import math
 from pathlib import Path
 
 from vaebench.fileio import atomic_path
+from vaebench.formatting import format_samples, format_spread
 from vaebench.resources import paper_dir
+from vaebench.runs import split_seed
 
 ALGORITHM_LABELS = {"aevb": "AEVB", "wake-sleep": "Wake-Sleep", "mcem": "MCEM"}
 COLORS = {"aevb": "#e00000", "wake-sleep": "#00a000", "mcem": "#0030e0"}          # ours (the paper: red, green, blue)
@@ -68,27 +70,6 @@ def sort_in_order(df, columns: list[str], order: dict[str, dict]):
 def ranks(*values) -> dict:
     """{value: its position}, for sort_in_order."""
     return {v: i for i, v in enumerate(values)}
-
-
-# ---- numbers -------------------------------------------------------------------------------
-
-def format_samples(s: int) -> str:
-    """A sample count the way the tables show it: 1e6, 2e6, 5e5."""
-    exp = int(math.floor(math.log10(s)))
-    mant = s / 10**exp
-    return f"1e{exp}" if mant == 1 else f"{mant:g}e{exp}"
-
-
-def format_value(v, digits: int = 1) -> str:
-    """``v`` with ``digits`` decimals; "n/a" for None or NaN."""
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
-
-
-def format_spread(row, digits: int = 1) -> str:
-    """A table row's ``ours``, with " ± <ours_std>" where it is a mean over seeds."""
-    std = getattr(row, "ours_std", None)
-    spread = "" if std is None or math.isnan(std) else f" ± {std:.{digits}f}"
-    return format_value(row.ours, digits) + spread
 
 
 # ---- the obtained-against-paper table --------------------------------------------------------
@@ -164,8 +145,6 @@ def draw_curves(ax, df, y: str, colors: dict, fallback: str = "k", x_scale: floa
 
 def seeds_title(ours) -> str:
     """A figure title's note on seeds: "" for one, else ", N seeds (mean, min-max band)"."""
-    from vaebench.pipeline import split_seed
-
     n = ours.run.map(lambda run: split_seed(run)[1]).nunique(dropna=False)
     return f", {n} seeds (mean, min-max band)" if n > 1 else ""
 
@@ -176,8 +155,7 @@ def legend_handles(algorithms, ours_lw: float = 1.6, paper_lw: float = 1.0) -> l
 
     return [Line2D([], [], color=COLORS[a], lw=ours_lw, label=f"{ALGORITHM_LABELS[a]} (ours)") for a in algorithms] + \
         [Line2D([], [], color=PAPER_COLORS[a], lw=paper_lw, label=f"{ALGORITHM_LABELS[a]} (paper)") for a in algorithms] + \
-        [Line2D([], [], color="k", lw=1.2, ls="-", label="train"),
-         Line2D([], [], color="k", lw=1.2, ls="--", label="test")]
+        [Line2D([], [], color="k", lw=1.2, ls=ls, label=split) for split, ls in LINESTYLES.items()]
 
 
 def save_figure(fig, path: str | Path) -> None:

@@ -2,7 +2,7 @@
 
 ``vaebench reproduce figure2`` trains the 18 runs (9 panels x 2 algorithms) of
 ``reproductions/figure2.toml`` at a budget into ``<out>/<dataset>_nz<N>_<algorithm>/`` (with
-``--seeds 0,1,2``: ``..._seed<N>/``, summarized over seeds), then writes (vaebench.pipeline)
+``--seeds 0,1,2``: ``..._seed<N>/``, summarized over seeds), then writes (vaebench.engine)
 
   figure2.csv        every run's curves, tidy (one row per run, evaluation point and split)
   figure2.png        the paper's layout (MNIST row of 5 panels, Frey Face row of 4), ours
@@ -21,11 +21,12 @@ import math
 import re
 import sys
 
-from vaebench import pipeline
+from vaebench.engine.config import run_config
+from vaebench.engine.study import Option, Study
 from vaebench.errors import VaebenchError
-from vaebench.figures.common import (ALGORITHM_LABELS, COLORS, PAPER_COLORS, comparison_markdown, draw_curves, format_value,
-                                     interpolate, legend_handles, new_figure, paper_value as _paper_value, ranks,
-                                     read_paper_csv, save_figure, seeds_title)
+from vaebench.engine.summary import ranks
+from vaebench.figures.common import ALGORITHM_LABELS, COLORS, PAPER_COLORS, comparison_markdown, draw_curves, interpolate, legend_handles, new_figure, paper_value as _paper_value, read_paper_csv, save_figure, seeds_title
+from vaebench.formatting import format_value
 from vaebench.runs import METRIC_COLUMNS
 
 ALGORITHMS = ("aevb", "wake-sleep")
@@ -56,7 +57,7 @@ def paper_value(dataset: str, nz: int, algorithm: str, split: str, samples: int)
                         split=split)
 
 
-class Figure2(pipeline.Study):
+class Figure2(Study):
     name, title = "figure2", "Figure 2"
     description = "Figure 2: AEVB against wake-sleep, lower bound against training samples (18 runs)"
     run_pattern = "<dataset>_nz<N>_<algorithm>/"
@@ -76,16 +77,15 @@ class Figure2(pipeline.Study):
             if not ds.get("nz"):
                 raise VaebenchError(f"{path}: [datasets.{name}] needs an nz list")
 
-    def add_arguments(self, p):
-        p.add_argument("--datasets", help="comma-separated subset of mnist,frey (default both)")
+    options = (Option("--datasets", "comma-separated subset of mnist,frey (default both)"),)
 
-    def selection(self, args, conf):
-        if not args.datasets:
+    def selection(self, values, conf):
+        if not values.get("datasets"):
             return {}
-        datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+        datasets = [d.strip() for d in values['datasets'].split(",") if d.strip()]
         unknown = [d for d in datasets if d not in conf["datasets"]]
         if unknown or not datasets:
-            raise VaebenchError(f"--datasets: unknown {', '.join(unknown) or repr(args.datasets)}; choose from "
+            raise VaebenchError(f"--datasets: unknown {', '.join(unknown) or repr(values['datasets'])}; choose from "
                                 f"{', '.join(conf['datasets'])}")
         return {"datasets": datasets}
 
@@ -101,7 +101,7 @@ class Figure2(pipeline.Study):
                 if selection.get("nzs") is not None and nz not in selection["nzs"]:
                     continue
                 for algorithm in selection.get("algorithms") or list(conf["algorithms"]):
-                    cfg = pipeline.run_config(conf, budget, panel, algorithm=algorithm, overrides=overrides,
+                    cfg = run_config(conf, budget, panel, algorithm=algorithm, overrides=overrides,
                                               dataset=dataset, nz=int(nz), hidden=ds.get("hidden"))
                     specs.append((cfg, run_name(dataset, int(nz), algorithm)))
         return specs
@@ -227,7 +227,9 @@ STUDY = Figure2()
 
 
 def main(argv: list[str] | None = None) -> int:
-    return pipeline.summarize_main(STUDY, argv)
+    from vaebench.cli.summarize import main as summarize_main  # python -m vaebench.figures.<name> DIR
+
+    return summarize_main(STUDY, argv)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ N_train = 1,000 and 50,000, train and test.
 ``vaebench reproduce figure3`` trains the 6 runs of ``reproductions/figure3.toml`` at a budget
 into ``<out>/ntrain<N>_<algorithm>/`` (``..._seed<N>/`` with several --seeds) with snapshots,
 estimates the marginal likelihood at each snapshot with the appendix D estimator
-(vaebench.estimates; written beside each run as ``marginal_hmc.csv``, resumable), then writes
-(vaebench.pipeline)
+(vaebench.marginal.run; written beside each run as ``marginal_hmc.csv``, resumable), then writes
+(vaebench.engine)
 
   figure3.csv        tidy: one row per run, snapshot and split
   figure3.png        the paper's layout (two panels, N_train = 1000 and 50000; linear x axis;
@@ -25,11 +25,13 @@ import math
 import re
 import sys
 
-from vaebench import pipeline
+from vaebench.engine.config import run_config
+from vaebench.engine.study import Option, Study
+from vaebench.engine.summary import frame
 from vaebench.errors import VaebenchError
-from vaebench.figures.common import (ALGORITHM_LABELS, COLORS, PAPER_COLORS, comparison_markdown, draw_curves,
-                                     format_samples, format_value, interpolate, legend_handles, new_figure,
-                                     paper_value as _paper_value, ranks, read_paper_csv, save_figure, seeds_title)
+from vaebench.engine.summary import ranks
+from vaebench.figures.common import ALGORITHM_LABELS, COLORS, PAPER_COLORS, comparison_markdown, draw_curves, interpolate, legend_handles, new_figure, paper_value as _paper_value, read_paper_csv, save_figure, seeds_title
+from vaebench.formatting import format_samples, format_value
 from vaebench.runs import RunFolder
 
 N_TRAIN = (1000, 50000)
@@ -65,7 +67,7 @@ def paper_value(n_train: int, algorithm: str, split: str, samples: int) -> float
 def estimate_all(runs, settings: dict, *, data_dir=None, device=None, progress: bool = True) -> None:
     """The marginal likelihood at every snapshot (from ``min_samples``) of every trained run, and
     the importance-sampling cross-check (final parameters) of those with an encoder."""
-    from vaebench.estimates import evaluate_run
+    from vaebench.marginal.run import evaluate_run
 
     for cfg, run_dir in runs:
         if RunFolder(run_dir).read_info(missing_ok=True) is None:
@@ -79,7 +81,7 @@ def estimate_all(runs, settings: dict, *, data_dir=None, device=None, progress: 
             evaluate_run(run_dir, method="importance", k=settings["importance_k"], snapshot="last", **common)
 
 
-class Figure3(pipeline.Study):
+class Figure3(Study):
     name, title = "figure3", "Figure 3"
     description = "Figure 3: marginal likelihood of AEVB, wake-sleep and MCEM against training samples (6 runs)"
     run_pattern = "ntrain<N>_<algorithm>/ with marginal_hmc.csv"
@@ -98,15 +100,14 @@ class Figure3(pipeline.Study):
             if not isinstance(n, int) or n < 100:
                 raise VaebenchError(f"{path}: n_train values must be integers >= 100, got {n!r}")
 
-    def add_arguments(self, p):
-        p.add_argument("--n-train", dest="n_train", help="comma-separated subset of 1000,50000 (default both)")
+    options = (Option("--n-train", "comma-separated subset of 1000,50000 (default both)"),)
 
-    def selection(self, args, conf):
-        return {"n_train": parse_n_train(args.n_train, conf)} if args.n_train else {}
+    def selection(self, values, conf):
+        return {"n_train": parse_n_train(values["n_train"], conf)} if values.get("n_train") else {}
 
     def run_specs(self, conf, budget, selection, overrides):
         """N_train x algorithms (``selection``: n_train, algorithms subsets)."""
-        return [(pipeline.run_config(conf, budget, algorithm=algorithm, overrides=overrides, n_train=int(n)),
+        return [(run_config(conf, budget, algorithm=algorithm, overrides=overrides, n_train=int(n)),
                  run_name(int(n), algorithm))
                 for n in selection.get("n_train") or conf["n_train"]
                 for algorithm in selection.get("algorithms") or list(conf["algorithms"])]
@@ -131,7 +132,7 @@ class Figure3(pipeline.Study):
 
     def run_rows(self, folder, settings):
         """The run's marginal_<method>.csv (only rows with ``settings``' n_points, ... when given)."""
-        df = pipeline.frame(folder.read_marginal(settings.get("method", "hmc")))
+        df = frame(folder.read_marginal(settings.get("method", "hmc")))
         for key in _FILTER_KEYS if settings else ():
             if key in settings and key in df:
                 df = df[df[key].astype(str) == str(settings[key])]
@@ -272,7 +273,7 @@ def _cross_check(summary) -> str:
     (marginal_importance.csv, final parameters) for the runs that have both."""
     ours, settings, lines = summary.ours, summary.settings, []
     for folder in summary.folders:
-        imp = pipeline.frame(folder.read_marginal("importance"))
+        imp = frame(folder.read_marginal("importance"))
         if settings and "n_points" in settings and "n_points" in imp:
             imp = imp[imp.n_points.astype(str) == str(settings["n_points"])]
         for r in imp.itertuples():
@@ -297,7 +298,9 @@ STUDY = Figure3()
 
 
 def main(argv: list[str] | None = None) -> int:
-    return pipeline.summarize_main(STUDY, argv)
+    from vaebench.cli.summarize import main as summarize_main  # python -m vaebench.figures.<name> DIR
+
+    return summarize_main(STUDY, argv)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,10 @@ from __future__ import annotations
 import re
 import sys
 
-from vaebench import pipeline
+from vaebench.engine.config import run_config
+from vaebench.engine.study import Study
 from vaebench.errors import VaebenchError
-from vaebench.figures.common import ranks
+from vaebench.engine.summary import ranks
 from vaebench.runs import METRIC_COLUMNS, RunFolder
 
 DATASET_TITLES = {"mnist": "MNIST", "frey": "Frey Face"}
@@ -33,7 +34,7 @@ IMAGE_SHAPES = {"mnist": (28, 28), "frey": (28, 20)}
 SAMPLE_SEED = 0  # the generator of Figure 5's z draws
 
 
-class LearnedModelFigure(pipeline.Study):
+class LearnedModelFigure(Study):
     """A figure drawn from trained AEVB models of Figure 2's config: which (data set, N_z)."""
 
     config_name = "figure2"
@@ -55,7 +56,7 @@ class LearnedModelFigure(pipeline.Study):
                 raise VaebenchError(f"{self.title} needs [datasets.{dataset}] in its config")
             ds = conf["datasets"][dataset]
             panel = {k: v for k, v in ds.items() if k not in ("nz", "hidden")}
-            cfg = pipeline.run_config(conf, budget, panel, algorithm="aevb", overrides=overrides, dataset=dataset,
+            cfg = run_config(conf, budget, panel, algorithm="aevb", overrides=overrides, dataset=dataset,
                                       nz=nz, hidden=ds.get("hidden"))
             specs.append((cfg, f"{dataset}_nz{nz}_aevb"))
         return specs
@@ -156,7 +157,9 @@ FIGURE5 = Figure5()
 
 
 def main(argv: list[str] | None = None) -> int:
-    return pipeline.summarize_main(FIGURE4, argv)
+    from vaebench.cli.summarize import main as summarize_main  # python -m vaebench.figures.<name> DIR
+
+    return summarize_main(FIGURE4, argv)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import sys
 
-from vaebench import pipeline
 from vaebench.figures.figure4 import FIGURE5 as STUDY
 
 
 def main(argv: list[str] | None = None) -> int:
-    return pipeline.summarize_main(STUDY, argv)
+    from vaebench.cli.summarize import main as summarize_main  # python -m vaebench.figures.<name> DIR
+
+    return summarize_main(STUDY, argv)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,9 @@
     python -m vaebench.figures.full_vb results/full_vb/medium            # summarize existing runs
     python -m vaebench.figures.full_vb --check-proposal RUN_DIR           # the predictive's proposal
 
-Trains the runs of reproductions/full_vb.toml at a budget (vaebench.pipeline: in parallel,
+Trains the runs of reproductions/full_vb.toml at a budget (vaebench.engine: in parallel,
 resumable, finished runs skipped) into <out>/<panel>_ntrain<N>_<theta>/ (default
-results/full_vb/<budget>/), estimates at every snapshot (vaebench.vb_evaluation; ``--jobs`` runs
+results/full_vb/<budget>/), estimates at every snapshot (vaebench.marginal.vb; ``--jobs`` runs
 at a time): the appendix D marginal likelihood at the point estimate or mu_theta (the run's
 marginal_hmc.csv), the same by importance sampling with a proposal fitted to the HMC samples, the
 VB posterior predictive and the dataset-level bound L(phi; X) / N (eq. F.2)
@@ -22,22 +22,25 @@ VB posterior predictive and the dataset-level bound L(phi; X) / N (eq. F.2)
 
 from __future__ import annotations
 
-import argparse
+import functools
 import math
 import re
 import sys
 from pathlib import Path
 
-from vaebench import pipeline
+from vaebench.engine.config import budget_samples, run_config
+from vaebench.engine.study import Option, Study
+from vaebench.engine.summary import frame
 from vaebench.errors import VaebenchError
-from vaebench.figures.common import format_samples, new_figure, ranks, save_figure
+from vaebench.engine.summary import ranks
+from vaebench.figures.common import LINESTYLES, new_figure, save_figure
+from vaebench.formatting import format_samples, format_value
 from vaebench.runs import RunFolder
-from vaebench.vb_evaluation import DEFAULTS as EVAL_DEFAULTS, evaluate_run, read_estimates
+from vaebench.marginal.vb import DEFAULTS as EVAL_DEFAULTS, check_proposal, evaluate_run, read_estimates
 
 THETAS = ("ml", "map", "vb")
 LABELS = {"ml": "ML", "map": "MAP", "vb": "VB"}
 COLORS = {"ml": "#606060", "map": "#e00000", "vb": "#0030e0", "vb-predictive": "#00a0c0"}
-SPLIT_STYLE = {"train": "-", "test": "--"}
 TABLE_BUDGETS = (1_000_000, 10_000_000)
 ESTIMATES = "full_vb_estimates"   # <out>/full_vb_estimates/<run>.csv
 _RUN_NAME = re.compile(r"^(nz\d+)_ntrain(\d+)_(ml|map|vb)(?:-([A-Za-z0-9.+-]+))?$")
@@ -53,7 +56,7 @@ def run_name(panel: str, n_train: int, theta: str, variant: str | None = None) -
     return f"{panel}_ntrain{n_train}_{theta}" + (f"-{variant}" if variant else "")
 
 
-class FullVBStudy(pipeline.Study):
+class FullVBStudy(Study):
     name, command, title = "full_vb", "full-vb", "Full VB"
     description = "Full VB over theta (appendix F) against ML and MAP: Figure 3's setting and MNIST N_z = 20"
     run_pattern = "<panel>_ntrain<N>_<theta>/"
@@ -77,15 +80,14 @@ class FullVBStudy(pipeline.Study):
         if unknown:
             raise VaebenchError(f"{path}: unknown [theta.{unknown[0]}]; choose from {', '.join(THETAS)}")
 
-    def add_arguments(self, p):
-        p.add_argument("--panels", help="comma-separated subset of the config's panels (default: all)")
-        p.add_argument("--n-train", dest="n_train", help="comma-separated training-set sizes (default: each panel's)")
-        p.add_argument("--theta", help="comma-separated subset of ml,map,vb (default: all three)")
-        p.add_argument("--ablation", action="store_true", help="also the ablation of VB's choices ([ablation])")
-        p.add_argument("--min-samples", dest="min_samples", type=float,
-                       help="estimate the snapshots from this many samples on (default: the config's)")
+    options = (Option("--panels", "comma-separated subset of the config's panels (default: all)"),
+               Option("--n-train", "comma-separated training-set sizes (default: each panel's)"),
+               Option("--theta", "comma-separated subset of ml,map,vb (default: all three)"),
+               Option("--ablation", "also the ablation of VB's choices ([ablation])", switch=True),
+               Option("--min-samples", "estimate the snapshots from this many samples on (default: the config's)",
+                      type=float))
 
-    def selection(self, args, conf):
+    def selection(self, values, conf):
         def subset(text, choices, what):
             if not text:
                 return None
@@ -96,14 +98,14 @@ class FullVBStudy(pipeline.Study):
             return values
 
         sizes = sorted({str(n) for p in conf["panels"].values() for n in p["n_train"]}, key=int)
-        n_train = subset(getattr(args, "n_train", None), sizes, "n-train")
-        return {"panels": subset(getattr(args, "panels", None), list(conf["panels"]), "panels"),
+        n_train = subset(values.get("n_train"), sizes, "n-train")
+        return {"panels": subset(values.get("panels"), list(conf["panels"]), "panels"),
                 "n_train": [int(n) for n in n_train] if n_train else None,
-                "thetas": subset(getattr(args, "theta", None), list(conf["theta"]), "theta"),
-                "ablation": bool(getattr(args, "ablation", False))}
+                "thetas": subset(values.get("theta"), list(conf["theta"]), "theta"),
+                "ablation": bool(values.get("ablation", False))}
 
-    def setting_overrides(self, args):
-        value = getattr(args, "min_samples", None)
+    def setting_overrides(self, values):
+        value = values.get("min_samples")
         return {} if value is None else {"min_samples": int(value)}
 
     def run_specs(self, conf, budget, selection, overrides):
@@ -117,7 +119,7 @@ class FullVBStudy(pipeline.Study):
                     continue
                 for theta in selection.get("thetas") or list(conf["theta"]):  # in the order asked
                     table = conf["theta"][theta]
-                    cfg = pipeline.run_config(conf, budget, layer, algorithm="aevb", overrides=overrides,
+                    cfg = run_config(conf, budget, layer, algorithm="aevb", overrides=overrides,
                                               n_train=int(n), **table)
                     specs.append((cfg, run_name(pname, int(n), theta)))
         if selection.get("ablation"):
@@ -136,8 +138,8 @@ class FullVBStudy(pipeline.Study):
             keys = {**base, **{k: v for k, v in change.items() if k != "options"},
                     "options": {**base.get("options", {}), **change.get("options", {})}}
             if "samples" in ab and "samples" not in change:  # the ablation's own budget, if below the study's
-                keys["samples"] = min(int(float(ab["samples"])), pipeline.budget_samples(conf, budget))
-            cfg = pipeline.run_config(conf, budget, layer, algorithm="aevb", overrides=overrides,
+                keys["samples"] = min(int(float(ab["samples"])), budget_samples(conf, budget))
+            cfg = run_config(conf, budget, layer, algorithm="aevb", overrides=overrides,
                                       n_train=int(ab["n_train"]), **keys)
             specs.append((cfg, run_name(ab["panel"], int(ab["n_train"]), "vb", variant)))
         return specs
@@ -154,8 +156,8 @@ class FullVBStudy(pipeline.Study):
                 f"{s['min_samples']:,} samples ({rep.jobs} runs at a time)")
 
     def after_training(self, rep):
-        estimate_all(rep.runs, rep.settings, rep.out, conf=rep.conf, jobs=rep.jobs, threads=rep.threads,
-                     device=rep.device, data_dir=rep.data_dir, progress=rep.progress)
+        estimate_all(rep.runs, rep.settings, rep.out, executor=rep.executor, conf=rep.conf, device=rep.device,
+                     progress=rep.progress)
 
     # ---- the summary
     def stored_settings(self, provenance):
@@ -172,21 +174,21 @@ class FullVBStudy(pipeline.Study):
             frames.append(pd.DataFrame({"samples_seen": metrics.samples_seen, "split": metrics.split,
                                         "quantity": "bound", "value": metrics.lower_bound.astype(float),
                                         "n_points": None}))
-        hmc = pipeline.frame(folder.read_marginal("hmc"))
+        hmc = frame(folder.read_marginal("hmc"))
         if not hmc.empty:
             if settings.get("n_points") is not None:
                 hmc = hmc[hmc.n_points.astype(int) <= int(settings["n_points"])]
             frames.append(pd.DataFrame({"samples_seen": hmc.samples_seen, "split": hmc.split, "quantity": "hmc",
                                         "value": hmc.marginal_log_likelihood, "stderr": hmc.stderr,
                                         "n_points": hmc.n_points}))
-        ours = pipeline.frame(read_estimates(folder.path.parent / ESTIMATES / f"{folder.name}.csv"))
+        ours = frame(read_estimates(folder.path.parent / ESTIMATES / f"{folder.name}.csv"))
         if not ours.empty:
             frames.append(ours[["samples_seen", "split", "quantity", "value", "stderr", "n_points", "S", "k"]])
         if not frames:
             return None
         df = pd.concat(frames, ignore_index=True)
         df["panel"], df["n_train"], df["theta"], df["variant"] = m.group(1), int(m.group(2)), m.group(3), m.group(4) or ""
-        info = pipeline.read_info(folder)
+        info = folder.info_or_empty(warn=True)
         df["nz"] = info.get("config", {}).get("nz")
         return df
 
@@ -269,7 +271,7 @@ class FullVBStudy(pipeline.Study):
                         c = c.sort_values("samples_seen")
                         if c.empty:
                             continue
-                        ax.plot(c.samples_seen / 1e6, c.value, SPLIT_STYLE[split], color=color, lw=1.5, marker="o",
+                        ax.plot(c.samples_seen / 1e6, c.value, LINESTYLES[split], color=color, lw=1.5, marker="o",
                                 ms=2.5)
             ax.set_title(f"MNIST, N_z = {int(sub.nz.iloc[0])}, N_train = {n:,}", fontsize=10)
             ax.set_xlabel("# training samples evaluated (millions)", fontsize=9)
@@ -285,7 +287,7 @@ class FullVBStudy(pipeline.Study):
         handles = [Line2D([], [], color=COLORS[t], lw=1.5, label=f"{LABELS[t]}" + (" at mu_theta" if t == "vb" else ""))
                    for t in THETAS]
         handles += [Line2D([], [], color=COLORS["vb-predictive"], lw=1.5, label="VB posterior predictive"),
-                    Line2D([], [], color="k", ls="-", label="train"), Line2D([], [], color="k", ls="--", label="test")]
+                    *(Line2D([], [], color="k", ls=ls, label=split) for split, ls in LINESTYLES.items())]
         fig.suptitle("Full VB (appendix F) against ML and MAP:\nappendix D marginal log-likelihood"
                      + (f" (budget: {budget})" if budget else ""), fontsize=10)
         fig.legend(handles=handles, loc="lower center", ncol=3 if len(panels) == 1 else 6, fontsize=8, frameon=False)
@@ -305,93 +307,39 @@ class FullVBStudy(pipeline.Study):
 
 
 def _f(v) -> str:
-    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}"
+    return format_value(v, 1, missing="")
 
 
 # ---- the estimates -------------------------------------------------------------------------
 
-def _estimate_one(run_dir: str, estimates_csv: str, settings: dict, only, threads: int | None, device, data_dir,
+def estimate_task(cfg_dict: dict, run_dir: str, threads: int | None, *, settings: dict, only_for, device,
                   progress: bool) -> str:
-    from vaebench.runner import torch_threads
+    """One run's estimates (vaebench.marginal.vb.evaluate_run) into <out>/estimates/<run>.csv, with
+    ``threads`` torch threads: the task an executor runs after training (the ablation's runs only
+    at ``only_for``, its ``evaluate_at`` budgets)."""
+    from vaebench.engine.workers import torch_threads
 
+    m = _RUN_NAME.match(Path(run_dir).name)
     with torch_threads(threads):
-        evaluate_run(run_dir, estimates_csv, settings, min_samples=settings.get("min_samples", 0), only=only,
+        evaluate_run(run_dir, Path(run_dir).parent / ESTIMATES / f"{Path(run_dir).name}.csv", settings,
+                     min_samples=settings.get("min_samples", 0), only=only_for if (m and m.group(4)) else None,
                      device=device or "cpu", progress=progress)
     return run_dir
 
 
-def estimate_all(runs, settings: dict, out, *, conf=None, jobs: int = 1, threads: int | None = None, device=None,
-                 data_dir=None, progress: bool = True) -> None:
-    """Every run's estimates (vaebench.vb_evaluation.evaluate_run), ``jobs`` runs at a time; the
-    ablation's runs only at its ``evaluate_at`` budgets."""
-    from vaebench.runner import worker_pool
+def estimate_all(runs, settings: dict, out, *, executor, conf=None, device=None, progress: bool = True) -> None:
+    """Every trained run's estimates, as tasks of ``executor`` (the one the runs trained on);
+    the failures raised together at the end, as training's are."""
+    from vaebench.engine.runs_many import raise_failures, run_each
 
-    only_for = (conf or {}).get("ablation", {}).get("evaluate_at")
-    todo = []
-    for cfg, run_dir in runs:
-        if RunFolder(run_dir).read_info(missing_ok=True) is None:
-            continue
-        m = _RUN_NAME.match(Path(run_dir).name)
-        only = only_for if (m and m.group(4)) else None
-        todo.append((str(run_dir), str(Path(out) / ESTIMATES / f"{Path(run_dir).name}.csv"), settings, only, threads,
-                     device, data_dir, progress))
+    todo = [(cfg, Path(run_dir)) for cfg, run_dir in runs if RunFolder(run_dir).read_info(missing_ok=True) is not None]
     (Path(out) / ESTIMATES).mkdir(parents=True, exist_ok=True)
-    if jobs <= 1 or len(todo) <= 1:
-        for args in todo:
-            _estimate_one(*args)
-        return
-    failed = []
-    with worker_pool(min(jobs, len(todo))) as pool:
-        futures = [pool.submit(_estimate_one, *args) for args in todo]
-        for fut, args in zip(futures, todo):
-            if fut.exception() is not None:
-                failed.append(f"{Path(args[0]).name}: {fut.exception()}")
-    if failed:
-        raise VaebenchError("estimates failed: " + "; ".join(failed))
+    task = functools.partial(estimate_task, settings=settings, only_for=(conf or {}).get("ablation", {}).get("evaluate_at"),
+                             device=device, progress=progress)
+    raise_failures(run_each(executor, todo, task), len(todo))
 
 
 STUDY = FullVBStudy()
-
-
-def check_proposal(run_dir, *, n_points: int = 200, draws: int = 3, seed: int = 0, settings: dict | None = None) -> Path:
-    """The predictive's proposal against the appendix D estimator at single draws theta_s: at the
-    run's last snapshot, per split, log p(x | theta) at mu_theta and at ``draws`` draws theta_s ~ q(theta)
-    by the appendix D estimator (its own HMC at theta_s) and by importance sampling from the proposal
-    fitted at mu_theta (k_plugin draws), with the importance weights' median effective sample size.
-    Writes <out>/proposal_check.csv beside the run folder."""
-    import torch
-
-    from vaebench import marginal, vb_evaluation as ve
-    from vaebench.data import load_dataset
-    from vaebench.fileio import atomic_write_text
-
-    s = {**EVAL_DEFAULTS, **(settings or {})}
-    folder = RunFolder(run_dir)
-    cfg = folder.read_config()
-    data = load_dataset(cfg.dataset, cfg.data_dir, binarize=cfg.binarize, n_train=cfg.n_train, seed=cfg.seed)
-    samples_seen, path, kind = folder.parameters("all")[-1]
-    model = ve.load_model(cfg, data.x_dim, data.likelihood, folder.load_parameters(path, kind))
-    hmc = dict(samples=s["samples_per_point"], n_leapfrog=s["leapfrog"], burn_in=s["burn_in"], thin=s["thin"])
-    lines = ["run,samples_seen,split,n_points,theta_draw,appendix_d,importance_fitted_proposal,difference,"
-             "median_ess,k"]
-    for split, x_all in (("train", data.train), ("test", data.test)):
-        x = x_all[:n_points]
-        g = torch.Generator().manual_seed(seed)
-        est, zs = ve.appendix_d(ve.at_mean(model), x, samples=hmc["samples"], leapfrog=hmc["n_leapfrog"],
-                                burn_in=hmc["burn_in"], thin=hmc["thin"], generator=g)
-        proposal = ve.Proposal(zs)
-        for i, m in enumerate([ve.at_mean(model)] + ve.draw_models(model, draws, g)):
-            h = est if i == 0 else marginal.hmc_log_marginal(m, x, generator=g, **hmc)
-            logw = ve.importance(m, x, proposal, k=s["k_plugin"], generator=g)
-            lme, _ = marginal._logmeanexp_with_stderr(logw)
-            w = torch.softmax(logw, 0)
-            ess = float((1 / w.square().sum(0)).median())
-            imp = float(lme.double().mean())
-            lines.append(f"{folder.name},{samples_seen},{split},{x.shape[0]},{'mu' if i == 0 else i},{h.mean:.4f},"
-                         f"{imp:.4f},{imp - h.mean:.4f},{ess:.0f},{s['k_plugin']}")
-    out = folder.path.parent / "proposal_check.csv"
-    atomic_write_text(out, "\n".join(lines) + "\n")
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -400,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--check-proposal"] and len(argv) == 2:
         print(f"wrote {check_proposal(argv[1])}")
         return 0
-    return pipeline.summarize_main(STUDY, argv)
+    from vaebench.cli.summarize import main as summarize_main  # python -m vaebench.figures.full_vb DIR
+
+    return summarize_main(STUDY, argv)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vaebench.figures import figure2, figure3, figure4, figure5, full_vb
-from vaebench.pipeline import Study
+from vaebench.engine.study import Study
 
 STUDIES: dict[str, Study] = {study.cli_name: study
                              for study in (figure2.STUDY, figure3.STUDY, figure4.STUDY, figure5.STUDY, full_vb.STUDY)}

@@ -63,16 +63,16 @@ from pathlib import Path
 import torch
 
 from vaebench.errors import VaebenchError
+from vaebench.gaussian import LOG_2PI
 from vaebench.uses.pixels import PixelDist
 
 TASKS = ("inpaint", "denoise", "superres")
 HALVES = ("top", "bottom", "left", "right")
 MAX_BLOCK = 8
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _normal_logpdf(x, mean, var):
-    return -0.5 * (_LOG_2PI + torch.log(var) + (x - mean).square() / var)
+    return -0.5 * (LOG_2PI + torch.log(var) + (x - mean).square() / var)
 
 
 def _in_range(name: str, value, low: float, high: float, *, low_open=True, high_open=False) -> float:

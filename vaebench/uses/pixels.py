@@ -13,16 +13,15 @@ vaebench.ops, so the kernel backends apply.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from vaebench import ops
+from vaebench.gaussian import log_normal
 
 LIKELIHOODS = ("bernoulli", "gaussian")
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 @dataclass
@@ -78,7 +77,7 @@ class PixelDist:
         """log p(x_i|z) element by element (x broadcasts against the parameters)."""
         if self.bernoulli:
             return x * self.loc - F.softplus(self.loc)
-        return -0.5 * (_LOG_2PI + self.logvar + (x - self.loc).square() * torch.exp(-self.logvar))
+        return log_normal(x, self.loc, self.logvar, summed=False)
 
     def log_prob_rows(self, x: torch.Tensor) -> torch.Tensor:
         """sum_i log p(x_i|z) per row, through vaebench.ops (the backend's kernel)."""

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 
 import torch
 
-from vaebench import marginal, ops
+from vaebench import ops
+from vaebench.marginal import estimators as marginal
 
 DEFAULTS = {"n_points": 1000, "k": 1000, "elbo_samples": 100, "train_samples": 2, "eval_samples": 32,
             "lr": 0.05, "check_every": 25, "max_halvings": 4, "tol": 0.001, "max_steps": 3000,
@@ -152,7 +153,7 @@ class HMCPosterior:
 def hmc_posterior(model, x: torch.Tensor, *, samples: int = DEFAULTS["samples_per_point"],
                   leapfrog: int = DEFAULTS["leapfrog"], burn_in: int = DEFAULTS["burn_in"],
                   thin: int = DEFAULTS["thin"], chunk: int = 1000, generator=None) -> HMCPosterior:
-    """The appendix D estimate of log p(x) exactly as vaebench.marginal.hmc_log_marginal computes
+    """The appendix D estimate of log p(x) exactly as vaebench.marginal.estimators.hmc_log_marginal computes
     it, and the posterior mean and standard deviation of z from the same 2 * ``samples`` draws."""
     out = {k: [] for k in ("log_px", "stderr", "mean", "std", "accept")}
     for start in range(0, x.shape[0], chunk):

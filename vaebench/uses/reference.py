@@ -19,6 +19,7 @@ import math
 import torch
 from torch import nn
 
+from vaebench.gaussian import log_normal
 from vaebench.models import VAE, log_diag_normal
 
 
@@ -36,7 +37,7 @@ class LinearGaussianDecoder(nn.Module):
 
     def log_prob(self, x, z):
         mean, logvar = self(z)
-        return -0.5 * (math.log(2 * math.pi) + logvar + (x - mean).square() * torch.exp(-logvar)).sum(-1)
+        return log_normal(x, mean, logvar)
 
     def mean(self, z):
         return self(z)[0]

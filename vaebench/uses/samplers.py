@@ -17,7 +17,7 @@ i.e. z ~ q(z|c), c ~ p(c|y, z). Exact only if q(z|c) were the true posterior.
 
 HMC (``hmc``, ours: a reference that needs no encoder): Hybrid Monte Carlo on p(z|y) itself,
 p(z|y) ∝ p(z) p(y|z) with c integrated out in closed form (every corruption model gives
-p(y|z)); the sampler of the appendix D estimator (vaebench.marginal.hmc_sample: 4 leapfrog
+p(y|z)); the sampler of the appendix D estimator (vaebench.marginal.estimators.hmc_sample: 4 leapfrog
 steps, one step size per chain adapted during burn-in towards 90% acceptance, then frozen).
 Asymptotically exact, and it mixes where the encoder is a poor proposal.
 
@@ -49,8 +49,9 @@ from dataclasses import dataclass
 
 import torch
 
-from vaebench import marginal, ops
-from vaebench.models import log_standard_normal
+from vaebench import ops
+from vaebench.marginal import estimators as marginal
+from vaebench.gaussian import log_standard_normal
 from vaebench.uses.pixels import PixelDist
 
 METHODS = ("mwg", "pseudo-gibbs", "hmc")

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 
 from vaebench.fileio import atomic_write_csv, atomic_write_text
+from vaebench.formatting import format_value
 
 INFERENCE_TABLE_COLUMNS = ("run", "dataset", "algorithm", "nz", "split", "n_points", "log_px_hmc", "log_px_hmc_se",
                            "log_px_is", "log_px_is_se", "elbo_encoder", "elbo_optimised", "inference_gap",
@@ -67,10 +67,7 @@ def restore_rows(root) -> list[dict]:
 
 
 def _f(v, digits=2, signed=False):
-    if v in ("", None) or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    v = float(v)
-    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+    return format_value(v, digits, missing="", signed=signed)
 
 
 def inference_markdown(rows) -> str:

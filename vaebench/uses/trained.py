@@ -45,7 +45,7 @@ def load_trained(run_dir, *, device=None, data_dir=None, data=None) -> TrainedRu
     VaebenchError if it is not a run folder or has no parameters."""
     from vaebench.data import load_dataset
     from vaebench.devices import check_device
-    from vaebench.estimates import build_run_model
+    from vaebench.marginal.run import build_run_model
 
     folder = RunFolder(run_dir)
     if not folder.path.is_dir():

@@ -18,18 +18,20 @@ the same three estimators through the families registry: z_l = g(eps_l, params(x
 family's construction, log q and log p from its densities and, for B, the closed-form KL of
 the pair (a one-line error naming the families where there is none). The Gaussian posterior
 with the N(0, I) prior keeps the fused ops path below, bit for bit.
+
+The bound of a data set (``average_lower_bound``) is the mean of SGVB B (A where the pair has
+no closed-form KL) over its rows, at the points of ``eval_schedule``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
 
 from vaebench import ops
-from vaebench.models import has_closed_form_kl, latent_kl
-
-ESTIMATORS = ("A", "B", "score")
+from vaebench.families.latent import ESTIMATORS, has_closed_form_kl, latent_kl
 
 
 class Bound(NamedTuple):
@@ -137,3 +139,32 @@ def bound_estimator(model) -> str:
     if not getattr(model, "uses_families", False):
         return "B"
     return "B" if has_closed_form_kl(model.encoder.latent.name, model.latent_prior.name) else "A"
+
+
+# ---- the bound of a data set, and when to evaluate it ---------------------------------------
+
+def eval_schedule(budget: int, batch_size: int, per_decade: int = 4, first: int = 10_000) -> list[int]:
+    """Log-spaced evaluation points (in samples) from ``first`` to ``budget``, ``per_decade``
+    per decade, each rounded to whole minibatches, and always the budget itself."""
+    last_step = budget // batch_size
+    points, k = set(), math.ceil(per_decade * math.log10(max(first, batch_size)) - 1e-9)
+    while True:
+        s = 10 ** (k / per_decade)
+        if s > budget:
+            break
+        points.add(max(1, round(s / batch_size)))
+        k += 1
+    points.add(last_step)
+    return [p * batch_size for p in sorted(p for p in points if p <= last_step)]
+
+
+@torch.no_grad()
+def average_lower_bound(model, data: torch.Tensor, *, generator: torch.Generator | None = None,
+                        L: int = 1, chunk: int = 10_000) -> float:
+    """Mean over the rows of ``data`` of the SGVB-B estimate of the bound (analytic KL, L draws);
+    SGVB A for a posterior/prior pair without a closed-form KL (bound_estimator)."""
+    total = 0.0
+    for start in range(0, data.shape[0], chunk):
+        x = data[start:start + chunk]
+        total += float(estimate(model, x, bound_estimator(model), L, generator).value.double().sum())
+    return total / data.shape[0]

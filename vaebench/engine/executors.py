@@ -2,9 +2,11 @@
 task per run, on an embedded local instance or an existing cluster).
 
 An executor is a context manager (leaving ``with`` stops what it started) whose
-``results(todo)`` trains every (config, run folder) of ``todo`` and yields (run folder, its
-error or None) as each run ends, and None now and then so that the driver can refresh its
-display. Closing that generator early (Ctrl-C on the driver) cancels the runs still going:
+``results(todo, task)`` runs ``task(config dict, run folder, threads)`` (default train_task:
+train the run) on every (config, run folder) of ``todo`` and yields (run folder, its error or
+None) as each ends, and None now and then so that the driver can refresh its display. A task is
+a module-level function (it is pickled by name). After-training work of a study (Full VB's
+estimates) runs through the same executor as the training. Closing that generator early (Ctrl-C on the driver) cancels the runs still going:
 each keeps its last checkpoint (and resumes from it next time), every finished run is whole.
 
 Ray: each run is a task ``ray.remote(num_cpus=threads, num_gpus=gpus_per_run (--device cuda),
@@ -29,7 +31,7 @@ from typing import Iterator
 
 from vaebench.errors import VaebenchError
 from vaebench.fileio import atomic_write_bytes
-from vaebench.runner import default_threads, train_task, worker_pool
+from vaebench.engine.workers import default_threads, train_task, worker_pool
 
 EXECUTORS = ("local", "ray")
 TICK_S = 1.0          # results() yields None this often while runs go on
@@ -60,7 +62,8 @@ class Executor:
         """Where and how the runs train, for the line printed before training."""
         raise NotImplementedError
 
-    def results(self, todo) -> Iterator[tuple[Path, BaseException | None] | None]:
+    def results(self, todo, task=None) -> Iterator[tuple[Path, BaseException | None] | None]:
+        """Run ``task`` (None: train_task) on every (config, run folder) of ``todo``; see the module."""
         raise NotImplementedError
 
 
@@ -76,18 +79,19 @@ class Local(Executor):
     def describe(self) -> str:
         return f"{self.jobs} at a time, {self.threads} torch thread{'s' if self.threads > 1 else ''} each"
 
-    def results(self, todo):
+    def results(self, todo, task=None):
+        task = task or train_task
         if self.jobs <= 1 or len(todo) <= 1:
             for cfg, out in todo:
                 try:
-                    train_task(cfg.to_dict(), str(out), self.threads)
+                    task(cfg.to_dict(), str(out), self.threads)
                 except Exception as exc:  # noqa: BLE001 -- the caller reports it with the others
                     yield out, exc
                 else:
                     yield out, None
             return
         with worker_pool(min(self.jobs, len(todo))) as pool:
-            futures = {pool.submit(train_task, cfg.to_dict(), str(out), self.threads): out for cfg, out in todo}
+            futures = {pool.submit(task, cfg.to_dict(), str(out), self.threads): out for cfg, out in todo}
             pending = set(futures)
             try:
                 while pending:
@@ -151,9 +155,10 @@ class Ray(Executor):
             self.ray.shutdown()
             self.started = False
 
-    def results(self, todo):
+    def results(self, todo, task=None):
         if not todo:
             return
+        task = task or self.task
         ray = self.ray
         self.start()
         remote = ray.remote(run_task).options(num_cpus=self.threads, num_gpus=self.gpus,
@@ -162,7 +167,7 @@ class Ray(Executor):
         for cfg, out in todo:
             out = Path(out)
             out.mkdir(parents=True, exist_ok=True)  # a worker that sees it shares the driver's file system
-            refs[remote.remote(self.task, cfg.to_dict(), str(out.absolute()), self.threads)] = out
+            refs[remote.remote(task, cfg.to_dict(), str(out.absolute()), self.threads)] = out
         pending = list(refs)
         try:
             while pending:
@@ -240,9 +245,3 @@ def make(name: str = "local", *, jobs: int = 1, threads: int | None = None, addr
     if gpus_per_run and device != "cuda":
         raise VaebenchError("--gpus-per-run goes with --device cuda")
     return Ray(address, jobs, threads or 1, (gpus_per_run or GPUS_PER_RUN) if device == "cuda" else 0.0)
-
-
-def from_args(args) -> Executor:
-    """The executor of a ``vaebench reproduce`` or ``vaebench sweep`` command line."""
-    return make(args.executor or "local", jobs=args.jobs, threads=args.threads, address=args.address,
-                gpus_per_run=args.gpus_per_run, device=args.device)

@@ -4,8 +4,8 @@ Per split (its first ``n_points`` points; the dataset-level bound uses the whole
 parameters at one snapshot:
 
   hmc          the appendix D estimate of log p(x | theta) at the point estimate (ML, MAP) or at
-               theta = mu_theta (VB), exactly vaebench.marginal.hmc_log_marginal (same draws for
-               the same seed), in the run folder's marginal_hmc.csv in vaebench.estimates' format.
+               theta = mu_theta (VB), exactly vaebench.marginal.estimators.hmc_log_marginal (same draws for
+               the same seed), in the run folder's marginal_hmc.csv in vaebench.marginal.run' format.
   plugin       log p(x | theta) at the same parameters by importance sampling (k_plugin draws), the
                proposal fitted to the same HMC posterior samples (below): a cross-check of that
                proposal against the appendix D estimate.
@@ -31,13 +31,14 @@ and its log a stochastic lower bound, like the importance-sampled log p(x).
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 import math
 import time
 
 import torch
 
-from vaebench import marginal
-from vaebench.estimators import estimate
+from vaebench.marginal import estimators as marginal
+from vaebench.bound import estimate
 from vaebench.models import VAE
 
 QUANTITIES = ("plugin", "predictive", "dataset_bound")
@@ -54,7 +55,7 @@ def load_model(cfg, x_dim: int, likelihood: str, state: dict, device="cpu"):
     if cfg.theta == "vb":
         from vaebench.algorithms.full_vb import build_run_model
     else:
-        from vaebench.estimates import build_run_model
+        from vaebench.marginal.run import build_run_model
     model = build_run_model(cfg, x_dim, likelihood)
     model.load_state_dict(state)
     return model.to(device).eval()
@@ -86,7 +87,7 @@ def draw_models(model, S: int, generator=None) -> list[VAE]:
 
 def appendix_d(model, x, *, samples: int, leapfrog: int, burn_in: int, thin: int, generator=None,
                chunk: int = 1000):
-    """vaebench.marginal.hmc_log_marginal (the same computation, the same draws), also returning
+    """vaebench.marginal.estimators.hmc_log_marginal (the same computation, the same draws), also returning
     the HMC posterior samples (2 x samples, n, nz) that the proposal is fitted to."""
     log_px, stderr, accepts, kept = [], [], [], []
     for start in range(0, x.shape[0], chunk):
@@ -174,7 +175,7 @@ def bound_draws(settings: dict, n: int) -> int:
 
 
 def _seed(seed: int, samples_seen: int, split: str, salt: int = 0) -> int:
-    """vaebench.estimates.evaluate_run's seed for (seed, snapshot, split), salted for our other draws."""
+    """vaebench.marginal.run.evaluate_run's seed for (seed, snapshot, split), salted for our other draws."""
     return (seed * 1_000_003 + samples_seen * 7 + (split == "test") + 1_000_000_007 * salt) % (2**63 - 1)
 
 
@@ -235,7 +236,6 @@ _KEYS = ("run", "samples_seen", "split", "quantity", "n_points", "S", "k", "seed
 def read_estimates(path) -> list[dict]:
     """The rows of an estimates CSV (ESTIMATE_COLUMNS); [] if there is none."""
     import csv
-    from pathlib import Path
 
     path = Path(path)
     if not path.is_file():
@@ -257,7 +257,7 @@ def evaluate_run(run_dir, estimates_csv, settings: dict, *, min_samples: float =
     others in ``estimates_csv`` (one file for many runs, keyed by the run's folder name). A snapshot
     whose estimates with these settings are all there is skipped."""
     from vaebench.data import load_dataset
-    from vaebench.estimates import _same_settings
+    from vaebench.marginal.run import _same_settings
     from vaebench.runs import RunFolder
 
     s = {**DEFAULTS, **settings}
@@ -312,3 +312,42 @@ def evaluate_run(run_dir, estimates_csv, settings: dict, *, min_samples: float =
                 print(f"{folder.name} @ {samples_seen:,}: " + ", ".join(
                     f"{q} {sp} {v:.2f}" for (q, sp), v in sorted(got.items())) + f" ({time.perf_counter() - t0:.0f} s)",
                     flush=True)
+
+
+def check_proposal(run_dir, *, n_points: int = 200, draws: int = 3, seed: int = 0, settings: dict | None = None) -> Path:
+    """The predictive's proposal against the appendix D estimator at single draws theta_s: at the
+    run's last snapshot, per split, log p(x | theta) at mu_theta and at ``draws`` draws theta_s ~ q(theta)
+    by the appendix D estimator (its own HMC at theta_s) and by importance sampling from the proposal
+    fitted at mu_theta (k_plugin draws), with the importance weights' median effective sample size.
+    Writes <out>/proposal_check.csv beside the run folder."""
+    from vaebench.data import load_dataset
+    from vaebench.fileio import atomic_write_text
+    from vaebench.runs import RunFolder
+
+    s = {**DEFAULTS, **(settings or {})}
+    folder = RunFolder(run_dir)
+    cfg = folder.read_config()
+    data = load_dataset(cfg.dataset, cfg.data_dir, binarize=cfg.binarize, n_train=cfg.n_train, seed=cfg.seed)
+    samples_seen, path, kind = folder.parameters("all")[-1]
+    model = load_model(cfg, data.x_dim, data.likelihood, folder.load_parameters(path, kind))
+    hmc = dict(samples=s["samples_per_point"], n_leapfrog=s["leapfrog"], burn_in=s["burn_in"], thin=s["thin"])
+    lines = ["run,samples_seen,split,n_points,theta_draw,appendix_d,importance_fitted_proposal,difference,"
+             "median_ess,k"]
+    for split, x_all in (("train", data.train), ("test", data.test)):
+        x = x_all[:n_points]
+        g = torch.Generator().manual_seed(seed)
+        est, zs = appendix_d(at_mean(model), x, samples=hmc["samples"], leapfrog=hmc["n_leapfrog"],
+                                burn_in=hmc["burn_in"], thin=hmc["thin"], generator=g)
+        proposal = Proposal(zs)
+        for i, m in enumerate([at_mean(model)] + draw_models(model, draws, g)):
+            h = est if i == 0 else marginal.hmc_log_marginal(m, x, generator=g, **hmc)
+            logw = importance(m, x, proposal, k=s["k_plugin"], generator=g)
+            lme, _ = marginal._logmeanexp_with_stderr(logw)
+            w = torch.softmax(logw, 0)
+            ess = float((1 / w.square().sum(0)).median())
+            imp = float(lme.double().mean())
+            lines.append(f"{folder.name},{samples_seen},{split},{x.shape[0]},{'mu' if i == 0 else i},{h.mean:.4f},"
+                         f"{imp:.4f},{imp - h.mean:.4f},{ess:.0f},{s['k_plugin']}")
+    out = folder.path.parent / "proposal_check.csv"
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    return out

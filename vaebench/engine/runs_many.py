@@ -1,102 +1,50 @@
-"""Run many training configs, each resumable; finished runs are skipped.
+"""Many training runs on one executor, each resumable; finished runs are skipped.
 
-Where the runs train is an executor (vaebench.executors): vaebench's own process pool
-(``local``, the default) or Ray tasks (``ray``). Each run gets ``threads`` torch CPU threads
-(local default: the CPUs divided by the jobs). Worker processes of the local pool stop when the
-process that started them dies (even by SIGKILL): no orphan keeps training after ``vaebench
-reproduce`` is killed. The driver shows one progress display for all runs (done, running,
-failed, samples per second overall) and a table of the runs at the end.
+Where the runs train is an executor (vaebench.engine.executors): vaebench's own process pool
+(``local``, the default) or Ray tasks (``ray``). The driver shows one progress display for all
+runs (done, running, failed, samples per second overall) and a table of the runs at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
-import os
-import signal
-import sys
-import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from vaebench.config import RunConfig
+from vaebench.engine.executors import Executor, make
 from vaebench.errors import VaebenchError
 from vaebench.runs import LOCK, RunFolder
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-PARENT_POLL_S = 0.5
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a study's or a sweep's runs train (the options of ``vaebench reproduce`` and ``vaebench
+    sweep``): ``jobs`` at once with ``threads`` torch threads each (None: the executor's default),
+    on ``executor`` (local or ray; ``address`` and ``gpus_per_run`` for Ray), and the run keys set
+    for every run (``device``, ``backend``, ``data_dir``)."""
+    jobs: int = 2
+    threads: int | None = None
+    device: str = "cpu"
+    backend: str = "eager"
+    data_dir: str | None = None
+    progress: bool = True
+    executor: str = "local"
+    address: str | None = None
+    gpus_per_run: float | None = None
 
-def available_cpus() -> int:
-    """The CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    def overrides(self) -> dict:
+        """The run keys set for every run (None: the config's)."""
+        return {"device": self.device, "backend": self.backend, "data_dir": self.data_dir}
 
+    def executor_for(self) -> Executor:
+        """The executor, its options checked (nothing started yet)."""
+        return make(self.executor, jobs=self.jobs, threads=self.threads, address=self.address,
+                    gpus_per_run=self.gpus_per_run, device=self.device)
 
-def default_threads(jobs: int) -> int:
-    """Torch threads per run when ``jobs`` runs share the machine: max(1, CPUs // jobs)."""
-    return max(1, available_cpus() // max(1, jobs))
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """torch's CPU threads set to ``n`` (None: unchanged) for the body, then restored."""
-    import torch
-
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-# ---- worker processes -------------------------------------------------------------------------
-
-def stop_with_parent(parent_pid: int) -> None:
-    """Make this process end when ``parent_pid`` (its parent) does: SIGTERM from the kernel on
-    Linux (prctl PR_SET_PDEATHSIG), and everywhere a daemon thread that watches the parent."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent_pid:  # the parent died before we got here
-        os._exit(1)
-
-    def watch():
-        while os.getppid() == parent_pid:
-            time.sleep(PARENT_POLL_S)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
-
-
-def worker_pool(jobs: int) -> ProcessPoolExecutor:
-    """A pool of ``jobs`` spawned processes that stop when this process dies."""
-    return ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=stop_with_parent,
-                               initargs=(os.getpid(),))
-
-
-def train_task(cfg_dict: dict, out: str, threads: int | None) -> str:
-    """Train (or resume) one run with ``threads`` torch threads: what every executor runs."""
-    from vaebench.train import train
-
-    with torch_threads(threads):
-        train(RunConfig.from_dict(cfg_dict), out, resume=True, progress=False)
-    return out
-
-
-# ---- many runs --------------------------------------------------------------------------------
 
 def run_many(runs: list[tuple[RunConfig, Path]], jobs: int = 1, threads: int | None = None,
              progress: bool = True, executor="local") -> list[Path]:
@@ -104,42 +52,58 @@ def run_many(runs: list[tuple[RunConfig, Path]], jobs: int = 1, threads: int | N
 
     ``executor``: "local" (``jobs`` processes at a time, each with ``threads`` torch threads,
     default default_threads(jobs)), "ray" (Ray tasks, ``threads`` CPUs and torch threads each,
-    default 1), or an executor object of vaebench.executors. Each run resumes from its
+    default 1), or an executor object of vaebench.engine.executors. Each run resumes from its
     checkpoint if one exists, so an interrupted batch picks up where it stopped. A failed run
     does not stop the others; the failures are raised at the end.
     """
-    from vaebench.executors import make
-
     if jobs < 1 or (threads is not None and threads < 1):
         raise VaebenchError(f"jobs and threads must be at least 1, got jobs={jobs}, threads={threads}")
-    todo = [(cfg.check(), Path(out)) for cfg, out in runs if not RunFolder(out).is_finished(cfg)]
+    checked = [(cfg.check(), Path(out)) for cfg, out in runs]
+    todo = [(cfg, out) for cfg, out in checked if not RunFolder(out).is_finished(cfg)]
     skipped = len(runs) - len(todo)
     if skipped and progress:
         print(f"{skipped} of {len(runs)} runs already finished; skipping them "
               "(pass another --out for a fresh reproduction)")
-    failed = {}
     board = Board([out for _, out in todo], progress)
+    failed = {}
     with contextlib.ExitStack() as stack:
         if isinstance(executor, str):
             executor = stack.enter_context(make(executor, jobs=jobs, threads=threads))
         try:
-            events = stack.enter_context(contextlib.closing(executor.results(todo)))
-            for event in events:  # (run folder, its error or None) as runs end; None now and then
-                if event is not None:
-                    out, error = event
-                    if error is not None:
-                        failed[out] = error
-                    board.done(out, error)
-                board.refresh()
+            run_each(executor, todo, board=board, failed=failed)
         finally:
             board.close()
             if progress and runs:
                 print(run_table([out for _, out in runs], failed), flush=True)
+    raise_failures(failed, len(todo))
+    return [Path(out) for _, out in runs]
+
+
+def run_each(executor: Executor, todo: list[tuple[RunConfig, Path]], task=None, *, board: Board | None = None,
+             failed: dict | None = None) -> dict:
+    """``task`` (None: training) on every (config, run folder) of ``todo`` on ``executor``, the
+    board (if any) told as each ends; returns {run folder: its error} of those that failed
+    (filled into ``failed`` as they end, where given)."""
+    failed = {} if failed is None else failed
+    with contextlib.closing(executor.results(todo, task)) as events:
+        for event in events:  # (run folder, its error or None) as runs end; None now and then
+            if event is not None:
+                out, error = event
+                if error is not None:
+                    failed[out] = error
+                if board is not None:
+                    board.done(out, error)
+            if board is not None:
+                board.refresh()
+    return failed
+
+
+def raise_failures(failed: dict, total: int) -> None:
+    """The one failure as it is, several as one VaebenchError naming each distinct message."""
     if len(failed) == 1:
         raise next(iter(failed.values()))
     if failed:
-        raise VaebenchError(f"{len(failed)} of {len(todo)} runs failed: " + failure_summary(failed))
-    return [Path(out) for _, out in runs]
+        raise VaebenchError(f"{len(failed)} of {total} runs failed: " + failure_summary(failed))
 
 
 def failure_summary(failed: dict) -> str:
@@ -156,16 +120,8 @@ def failure_summary(failed: dict) -> str:
 REFRESH_S = 1.0
 
 
-def _info(out: Path) -> dict:
-    """A run's run.json ({} if none yet or unreadable)."""
-    try:
-        return RunFolder(out).read_info(missing_ok=True) or {}
-    except VaebenchError:
-        return {}
-
-
 def _samples(out: Path) -> int:
-    return _info(out).get("samples_seen") or 0
+    return RunFolder(out).info_or_empty().get("samples_seen") or 0
 
 
 class Board:
@@ -205,7 +161,7 @@ class Board:
                                  f"{samples / max(now - self.t0, 1e-9):,.0f} samples/s")
 
     def _live_samples(self, out: Path) -> int:
-        info = _info(out)
+        info = RunFolder(out).info_or_empty()
         stale = out in self.fresh and info.get("status") == "finished"  # the old run's file, not yet rewritten
         return 0 if stale else info.get("samples_seen") or 0
 
@@ -217,7 +173,7 @@ def run_table(outs: list[Path], failed: dict) -> str:
     """The runs at the end: status, samples, wall time, samples/s and the final test bound."""
     lines = ["| run | status | samples | wall s | samples/s | final test bound |", "|---|---|---:|---:|---:|---:|"]
     for out in outs:
-        info = _info(out)
+        info = RunFolder(out).info_or_empty()
         status = f"failed: {type(failed[out]).__name__}" if out in failed else info.get("status", "not started")
         wall = (info.get("train_wall_s") or 0) + (info.get("eval_wall_s") or 0)
         test = (info.get("final") or {}).get("test")

@@ -6,6 +6,11 @@
 
 One exp per element. The forward writes d/d mean and d/d logvar when they are
 needed; the backward scales them by the upstream gradient (``decoder_tail``).
+
+Layers: (1) numba / triton kernels; (2) ``forward``; (3) the
+``vaebench_kernels::gaussian_log_likelihood`` custom op (for torch.compile) and
+``GaussianLogLikelihood`` autograd Function (the eager fast path), whose backwards both
+compute the gradients in ``_gradients``.
 Tolerance against eager (fp32): 1e-5 relative on ll and gradients.
 """
 
@@ -18,7 +23,7 @@ import torch
 from . import _backend as B
 from ._triton_common import triton_kernels
 from .constants import LOGVAR_MAX, LOGVAR_MIN
-from .decoder_tail import tail_grad
+from .decoder_tail import tail_grad, take_buffers
 from .fastmath_config import PARALLEL_MIN
 
 OP = "gaussian_log_likelihood"
@@ -68,6 +73,8 @@ except ImportError:  # pragma: no cover
 # ---- layer 1: triton -------------------------------------------------------
 @triton_kernels
 def _triton_kernel(triton, tl):
+    from ._triton_common import clamp, inside, load, row_block
+
     @triton.jit
     def fwd(M, LV, X, LL, DM, DLV, ncols, log2pi, NEED_GRAD: tl.constexpr, lo: tl.constexpr,
             hi: tl.constexpr, BLOCK: tl.constexpr):
@@ -110,7 +117,18 @@ def forward(mean, logvar, x, need_grad: bool, backend: str):
 
 
 # ---- layer 3 -----------------------------------------------------------------
-@torch.library.custom_op("vaebench_kernels::gaussian_ll", mutates_args=())
+def _gradients(needs, dm, dlv, g, shape, *, inplace, backend=None):
+    """(g_mean, g_logvar, g_x) for the inputs ``needs`` (needs_input_grad) marks, from the
+    forward's buffers dm = d ll / d mean and dlv = d ll / d logvar: g_mean = g dm,
+    g_logvar = g dlv, g_x = -g_mean (``tail_grad``: ``inplace`` on the buffers, with ``backend``'s
+    kernel, on the eager path). Both backwards end here."""
+    need_m, need_lv, need_x = needs[:3]
+    gm = tail_grad(dm, g, shape, inplace=inplace, backend=backend) if (need_m or need_x) else None
+    glv = tail_grad(dlv, g, shape, inplace=inplace, backend=backend) if need_lv else None
+    return (gm if need_m else None), glv, (-gm if need_x else None)
+
+
+@torch.library.custom_op("vaebench_kernels::gaussian_log_likelihood", mutates_args=())
 def _op(mean: torch.Tensor, logvar: torch.Tensor, x: torch.Tensor, need_grad: bool,
         backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     ll, dm, dlv = forward(mean, logvar, x, need_grad, backend)
@@ -131,17 +149,15 @@ def _setup(ctx, inputs, output):
 
 
 def _backward(ctx, g, _gdm, _gdlv):
+    """The custom op's backward: the buffers are its saved outputs, scaled out of place."""
     dm, dlv = ctx.saved_tensors
-    need_m, need_lv, need_x = ctx.needs_input_grad[:3]
-    gm = tail_grad(dm, g, ctx.shape, inplace=False) if (need_m or need_x) else None
-    glv = tail_grad(dlv, g, ctx.shape, inplace=False) if need_lv else None
-    return (gm if need_m else None), glv, (-gm if need_x else None), None, None
+    return (*_gradients(ctx.needs_input_grad, dm, dlv, g, ctx.shape, inplace=False), None, None)
 
 
 _op.register_autograd(_backward, setup_context=_setup)
 
 
-class GaussianLL(torch.autograd.Function):
+class GaussianLogLikelihood(torch.autograd.Function):
     """Eager fast path: the same kernels; the backward scales the saved buffers in place."""
 
     @staticmethod
@@ -156,22 +172,13 @@ class GaussianLL(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         B.refuse_double_backward(ctx, OP)
-        bufs = ctx.bufs
-        if bufs is None:  # a second backward (retain_graph): recompute the consumed buffers
-            mean, logvar, x = ctx.saved_tensors
-            _, dm, dlv = forward(mean.detach(), logvar.detach(), x.detach(), True, ctx.backend)
-        else:
-            dm, dlv = bufs
-        ctx.bufs = None
-        need_m, need_lv, need_x = ctx.needs_input_grad[:3]
-        gm = tail_grad(dm, g, ctx.shape, inplace=True, backend=ctx.backend) if (need_m or need_x) else None
-        glv = tail_grad(dlv, g, ctx.shape, inplace=True, backend=ctx.backend) if need_lv else None
-        gx = -gm if need_x else None
-        return (gm if need_m else None), glv, gx, None
+        mean, logvar, x = ctx.saved_tensors
+        dm, dlv = take_buffers(ctx, lambda: forward(mean.detach(), logvar.detach(), x.detach(), True, ctx.backend)[1:])
+        return (*_gradients(ctx.needs_input_grad, dm, dlv, g, ctx.shape, inplace=True, backend=ctx.backend), None)
 
 
-def gaussian_ll(mean, logvar, x, backend="numba"):
+def gaussian_log_likelihood(mean, logvar, x, backend="numba"):
     if torch.compiler.is_compiling():
         need = mean.requires_grad or logvar.requires_grad or x.requires_grad
         return _op(mean, logvar, x, need, backend)[0]
-    return GaussianLL.apply(mean, logvar, x, backend)
+    return GaussianLogLikelihood.apply(mean, logvar, x, backend)

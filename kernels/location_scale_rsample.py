@@ -87,6 +87,8 @@ except ImportError:  # pragma: no cover
 # ---- layer 1: triton -------------------------------------------------------
 @triton_kernels
 def _triton_kernels(triton, tl):
+    from ._triton_common import clamp, inside, load, row_block
+
     @triton.jit
     def fwd(LOC, RAW, EPS, Z, NLD, ncols, lo: tl.constexpr, hi: tl.constexpr, BLOCK: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)

@@ -1,7 +1,7 @@
 """Marginal-likelihood estimates of a trained run: log p(x) per datapoint, averaged over the
 first N points of each split, for the run's final parameters or every snapshot.
 
-Methods: ``hmc``, the paper's appendix D estimator (vaebench.marginal.hmc_log_marginal), and
+Methods: ``hmc``, the paper's appendix D estimator (vaebench.marginal.estimators.hmc_log_marginal), and
 ``importance``, importance sampling with the trained encoder as proposal. Rows go to the run
 folder's marginal_<method>.csv (vaebench.runs); an estimate is keyed by its settings with the
 number of points actually used, so rerunning reuses rows instead of appending duplicates.
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from vaebench import marginal
+from vaebench.marginal import estimators as marginal
 from vaebench.errors import VaebenchError
-from vaebench.models import POSITIVE_FAMILIES
+from vaebench.families.latent import POSITIVE_FAMILIES
 from vaebench.runs import MARGINAL_METHODS, MARGINAL_SETTING_KEYS, RunFolder
 
 # the defaults of the estimate (the paper's where it states them; see vaebench.marginal)
