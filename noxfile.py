@@ -90,9 +90,19 @@ def reproduce_figure3(session):
 def bench(session):
     """pytest-benchmark suite of the kernels against eager PyTorch and torch.compile."""
     _install(session)
-    session.run("pytest", "benchmarks", "--benchmark-enable", "-m", "not gpu",
-                "-o", "addopts=", "--benchmark-columns=median,iqr,ops",
-                "--benchmark-group-by=group", "--benchmark-sort=name", *session.posargs)
+    session.run(
+        "pytest",
+        "benchmarks",
+        "--benchmark-enable",
+        "-m",
+        "not gpu",
+        "-o",
+        "addopts=",
+        "--benchmark-columns=median,iqr,ops",
+        "--benchmark-group-by=group",
+        "--benchmark-sort=name",
+        *session.posargs,
+    )
 
 
 @nox.session
@@ -101,6 +111,15 @@ def tests_gpu(session):
     session.install("-e", ".[dev]")  # PyPI's default torch wheel is the CUDA build
     session.run("pytest", "-q", "-m", "gpu", "-o", "addopts=", "tests", *session.posargs)
     session.run("vaebench", "bench", "--device", "cuda", "--out", "results/kernels")
+
+
+@nox.session
+def lint(session):
+    """ruff (lint and format check) and lint-imports (the layering contracts in pyproject.toml)."""
+    _install(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports")
 
 
 @nox.session

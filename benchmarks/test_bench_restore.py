@@ -55,8 +55,17 @@ def test_images_restored_per_second(benchmark, backend, method):
         y, truth = corr.corrupt(torch.rand(N_IMAGES, 784, generator=gen), gen)
 
         def restore():
-            sample_posterior(model, corr, y, truth, method=method, burn_in=TRANSITIONS // 2,
-                             samples=TRANSITIONS // 2, generator=gen, n_prior=10)
+            sample_posterior(
+                model,
+                corr,
+                y,
+                truth,
+                method=method,
+                burn_in=TRANSITIONS // 2,
+                samples=TRANSITIONS // 2,
+                generator=gen,
+                n_prior=10,
+            )
 
         restore()  # warm-up (JIT, allocator)
         torch.set_num_threads(threads)  # an OpenMP threading layer may have changed it
@@ -64,7 +73,9 @@ def test_images_restored_per_second(benchmark, backend, method):
         per_s = N_IMAGES / (benchmark.stats.stats.median * DEFAULT_TRANSITIONS / TRANSITIONS)
         benchmark.extra_info["images_per_s"] = round(per_s, 1)
         benchmark.extra_info["threads"] = threads
-        print(f"\n{method} on {backend}: {per_s:,.1f} images/s restored (784-500-20, {DEFAULT_TRANSITIONS} "
-              f"transitions per image, {threads} threads)")
+        print(
+            f"\n{method} on {backend}: {per_s:,.1f} images/s restored (784-500-20, {DEFAULT_TRANSITIONS} "
+            f"transitions per image, {threads} threads)"
+        )
     finally:
         ops.set_default_backend("eager")

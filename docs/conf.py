@@ -41,27 +41,51 @@ extensions = [
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
-smartquotes = False               # --out stays --out (not an en dash), 'auto' keeps its quotes
+smartquotes = False  # --out stays --out (not an en dash), 'auto' keeps its quotes
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 templates_path = ["_templates"]
 
 # -- MyST ---------------------------------------------------------------------------------------
 myst_enable_extensions = ["colon_fence"]  # no dollarmath: $VAEBENCH_DATA_DIR is not maths
-myst_heading_anchors = 3          # [text](page.md#a-heading) links resolve
+myst_heading_anchors = 3  # [text](page.md#a-heading) links resolve
 
 # -- autodoc / autosummary ----------------------------------------------------------------------
 autosummary_generate = True
 autosummary_imported_members = False
-autodoc_typehints = "none"        # the signatures stay plain; no unresolvable annotation references
+autodoc_typehints = "none"  # the signatures stay plain; no unresolvable annotation references
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 add_module_names = False
 autodoc_inherit_docstrings = False  # torch's own docstrings (Module.forward, ...) are not ours
 
 # -- nitpicky mode: types from outside the project are not documented here (no intersphinx) ----
-EXTERNAL = ("torch", "numpy", "pandas", "scipy", "matplotlib", "seaborn", "numba", "triton", "ray", "pooch",
-            "argparse", "pathlib", "collections", "contextlib", "dataclasses", "enum", "typing", "abc",
-            "concurrent", "multiprocessing", "threading", "json", "io", "os", "subprocess")
+EXTERNAL = (
+    "torch",
+    "numpy",
+    "pandas",
+    "scipy",
+    "matplotlib",
+    "seaborn",
+    "numba",
+    "triton",
+    "ray",
+    "pooch",
+    "argparse",
+    "pathlib",
+    "collections",
+    "contextlib",
+    "dataclasses",
+    "enum",
+    "typing",
+    "abc",
+    "concurrent",
+    "multiprocessing",
+    "threading",
+    "json",
+    "io",
+    "os",
+    "subprocess",
+)
 nitpick_ignore_regex = [(r"py:.*", rf"({'|'.join(EXTERNAL)})(\..*)?")]
 
 # -- HTML ---------------------------------------------------------------------------------------
@@ -83,9 +107,16 @@ def _reads_as_rest(text: str) -> bool:
 
     warnings = io.StringIO()
     try:
-        publish_doctree(_ROLE.sub("", text), settings_overrides={
-            "warning_stream": warnings, "report_level": 2, "halt_level": 5,
-            "file_insertion_enabled": False, "raw_enabled": False})
+        publish_doctree(
+            _ROLE.sub("", text),
+            settings_overrides={
+                "warning_stream": warnings,
+                "report_level": 2,
+                "halt_level": 5,
+                "file_insertion_enabled": False,
+                "raw_enabled": False,
+            },
+        )
     except Exception:  # noqa: BLE001  (any failure: not reST)
         return False
     return not warnings.getvalue()
@@ -117,8 +148,9 @@ def _unqualified_names(app, env, node, contnode):
     if node.get("refdomain") != "py" or node.get("refspecific") or "." in node.get("reftarget", ""):
         return None
     node["refspecific"] = True
-    return env.get_domain("py").resolve_xref(env, node["refdoc"], app.builder, node["reftype"],
-                                             node["reftarget"], node, contnode)
+    return env.get_domain("py").resolve_xref(
+        env, node["refdoc"], app.builder, node["reftype"], node["reftarget"], node, contnode
+    )
 
 
 def setup(app):

@@ -39,8 +39,10 @@ def require_triton(op: str, device: torch.device):
     except ImportError:
         raise KernelInputError(f"{op}: backend 'triton' needs triton (pip install 'vaebench[kernels]')") from None
     if device.type == "cpu" and not triton_interpreted():
-        raise KernelInputError(f"{op}: backend 'triton' got tensors on device {device}; Triton runs on a GPU "
-                               "(or on the CPU only under TRITON_INTERPRET=1, the interpreter used in tests)")
+        raise KernelInputError(
+            f"{op}: backend 'triton' got tensors on device {device}; Triton runs on a GPU "
+            "(or on the CPU only under TRITON_INTERPRET=1, the interpreter used in tests)"
+        )
     if device.type not in ("cpu", "cuda"):
         raise KernelInputError(f"{op}: backend 'triton' does not run on device {device}")
 
@@ -60,8 +62,10 @@ def refuse_double_backward(ctx, op: str):
     """The kernels' backward is not itself differentiable: with create_graph=True (grad mode on
     inside backward) a second derivative would silently miss this op's terms, so refuse it."""
     if torch.is_grad_enabled() and any(ctx.needs_input_grad):
-        raise NotImplementedError(f"{op}: double backward (create_graph=True) is not supported on backend "
-                                  f"{ctx.backend!r}; use backend='eager' or 'compile' for higher derivatives")
+        raise NotImplementedError(
+            f"{op}: double backward (create_graph=True) is not supported on backend "
+            f"{ctx.backend!r}; use backend='eager' or 'compile' for higher derivatives"
+        )
 
 
 def next_pow2(n: int) -> int:
@@ -73,9 +77,10 @@ def row_block(ncols: int) -> int:
     return min(1024, next_pow2(ncols))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _np_scalars(dtype, values):
     import numpy as np
+
     typ = np.float32 if dtype == torch.float32 else np.float64
     return tuple(typ(v) for v in values)
 
@@ -109,12 +114,14 @@ def custom_op(name: str, fake, *, backward=None, setup=None):
     """Decorator: the function as the torch custom op ``vaebench_kernels::<name>`` (mutating no
     input), ``fake`` its fake (shape-only) implementation and, given, ``backward`` its autograd
     formula with ``setup`` as its setup_context."""
+
     def register(fn):
         op = torch.library.custom_op(f"vaebench_kernels::{name}", mutates_args=())(fn)
         op.register_fake(fake)
         if backward is not None:
             op.register_autograd(backward, setup_context=setup)
         return op
+
     return register
 
 
@@ -122,6 +129,7 @@ def eager_function(name: str, op: str, forward, setup, backward) -> type:
     """The eager fast path of a custom op: a torch.autograd.Function ``name`` running ``forward``
     (layer 2) with the op's ``setup`` (setup_context) and ``backward`` formula, without the
     custom-op dispatch. Its backward refuses double backward (refuse_double_backward)."""
+
     def fwd(ctx, *inputs):
         output = forward(*inputs)
         setup(ctx, inputs, output)
@@ -131,6 +139,10 @@ def eager_function(name: str, op: str, forward, setup, backward) -> type:
         refuse_double_backward(ctx, op)
         return backward(ctx, *grads)
 
-    body = {"forward": staticmethod(fwd), "backward": staticmethod(bwd), "__module__": forward.__module__,
-            "__doc__": "Eager fast path: the same kernels without the custom-op dispatch."}
+    body = {
+        "forward": staticmethod(fwd),
+        "backward": staticmethod(bwd),
+        "__module__": forward.__module__,
+        "__doc__": "Eager fast path: the same kernels without the custom-op dispatch.",
+    }
     return types.new_class(name, (torch.autograd.Function,), exec_body=lambda ns: ns.update(body))

@@ -16,10 +16,11 @@ import functools
 from types import SimpleNamespace
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def helpers() -> SimpleNamespace:
     import triton
     import triton.language as tl
+
     globals()["tl"] = tl
 
     @triton.jit
@@ -71,8 +72,16 @@ def helpers() -> SimpleNamespace:
         p = p * s2 + 2.0
         return s * p
 
-    return SimpleNamespace(triton=triton, tl=tl, clamp=clamp, inside=inside, row_block=row_block, load=load,
-                           expm1=expm1, log1p_unit=log1p_unit)
+    return SimpleNamespace(
+        triton=triton,
+        tl=tl,
+        clamp=clamp,
+        inside=inside,
+        row_block=row_block,
+        load=load,
+        expm1=expm1,
+        log1p_unit=log1p_unit,
+    )
 
 
 _HELPERS = ("clamp", "inside", "row_block", "load", "expm1", "log1p_unit")
@@ -89,7 +98,8 @@ def triton_kernels(build):
     """``build(triton, tl)`` returns a file's kernel or tuple of kernels; the decorated function
     returns them, built once, with each kernel's closure variables (``tl``, the helpers it
     calls) also in the file's globals, where the interpreter looks them up."""
-    @functools.lru_cache(maxsize=None)
+
+    @functools.cache
     def get():
         h = helpers()
         kernels = build(h.triton, h.tl)
@@ -97,4 +107,5 @@ def triton_kernels(build):
             fn = k.fn  # the Python function under a JITFunction or an InterpretedFunction
             build.__globals__.update(zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__ or ())))
         return kernels
+
     return get

@@ -53,7 +53,7 @@ try:
                 acc += (_ONE - xj) * lj + (-lj if lj < _Z else _Z) + flog1p_unit(t)
                 num = _ONE if lj >= _Z else t
                 dj = xj - num / (_ONE + t)
-                d[j] = lj if lj != lj else dj   # NaN logit -> NaN gradient
+                d[j] = lj if lj != lj else dj  # NaN logit -> NaN gradient
         else:
             for j in range(l.shape[0]):
                 lj = l[j]
@@ -125,8 +125,7 @@ def _gradients(needs, logits, d, g_ll, shape, *, inplace, backend=None):
 
 
 @torch.library.custom_op("vaebench_kernels::bernoulli_log_likelihood", mutates_args=())
-def _op(logits: torch.Tensor, x: torch.Tensor, need_grad: bool,
-        backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _op(logits: torch.Tensor, x: torch.Tensor, need_grad: bool, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
     ll, d = forward(logits, x, need_grad, backend)
     return ll.view(logits.shape[:-1]), d
 
@@ -173,8 +172,7 @@ class BernoulliLogLikelihood(torch.autograd.Function):
         d = None
         if ctx.needs_input_grad[0]:
             (d,) = take_buffers(ctx, lambda: forward(logits.detach(), x.detach(), True, ctx.backend)[1:])
-        return (*_gradients(ctx.needs_input_grad, logits, d, g_ll, ctx.shape, inplace=True, backend=ctx.backend),
-                None)
+        return (*_gradients(ctx.needs_input_grad, logits, d, g_ll, ctx.shape, inplace=True, backend=ctx.backend), None)
 
 
 def bernoulli_log_likelihood(logits, x, backend="numba"):

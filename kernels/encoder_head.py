@@ -32,7 +32,12 @@ try:
     import numba
     from numba import prange
 
-    from .fastmath import HALF as _HALF, ONE as _ONE, OPTS as _OPTS, TWO as _TWO, ZERO as _Z, fclamp, fexpm1, finside
+    from .fastmath import HALF as _HALF
+    from .fastmath import ONE as _ONE
+    from .fastmath import OPTS as _OPTS
+    from .fastmath import TWO as _TWO
+    from .fastmath import ZERO as _Z
+    from .fastmath import fclamp, fexpm1, finside
 
     @numba.njit(inline="always", **_OPTS)
     def _fwd_row(mu, lv, eps, z, lo, hi):
@@ -99,8 +104,21 @@ def _triton_kernels(triton, tl):
         tl.store(KL + row, (0.5 * tl.sum(acc, axis=0)).to(KL.dtype.element_ty))
 
     @triton.jit
-    def bwd(MU, LV, EPS, GZ, GKL, GMU, GLV, GEPS, ncols, NEED_EPS: tl.constexpr,
-            lo: tl.constexpr, hi: tl.constexpr, BLOCK: tl.constexpr):
+    def bwd(
+        MU,
+        LV,
+        EPS,
+        GZ,
+        GKL,
+        GMU,
+        GLV,
+        GEPS,
+        ncols,
+        NEED_EPS: tl.constexpr,
+        lo: tl.constexpr,
+        hi: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
         row = tl.program_id(0).to(tl.int64)
         gkl = tl.load(GKL + row).to(tl.float32)
         for start in range(0, ncols, BLOCK):
@@ -137,24 +155,57 @@ def backward(mu, logvar, eps, gz, gkl, need_eps, backend):
     if n:
         if backend == "numba":
             k = _bwd_par if m2.numel() >= PARALLEL_MIN else _bwd_ser
-            k(m2.numpy(), l2.numpy(), e2.numpy(), gz2.numpy(), gkl2.numpy(), gmu.numpy(), glv.numpy(),
-              geps.numpy(), need_eps, *B.np_scalars(m2, LOGVAR_MIN, LOGVAR_MAX))
+            k(
+                m2.numpy(),
+                l2.numpy(),
+                e2.numpy(),
+                gz2.numpy(),
+                gkl2.numpy(),
+                gmu.numpy(),
+                glv.numpy(),
+                geps.numpy(),
+                need_eps,
+                *B.np_scalars(m2, LOGVAR_MIN, LOGVAR_MAX),
+            )
         else:
-            _triton_kernels()[1][(n,)](m2, l2, e2, gz2, gkl2, gmu, glv, geps if need_eps else gmu, D,
-                                       NEED_EPS=need_eps, lo=LOGVAR_MIN, hi=LOGVAR_MAX, BLOCK=B.row_block(D))
+            _triton_kernels()[1][(n,)](
+                m2,
+                l2,
+                e2,
+                gz2,
+                gkl2,
+                gmu,
+                glv,
+                geps if need_eps else gmu,
+                D,
+                NEED_EPS=need_eps,
+                lo=LOGVAR_MIN,
+                hi=LOGVAR_MAX,
+                BLOCK=B.row_block(D),
+            )
     return B.shaped(gmu, mu.shape), B.shaped(glv, mu.shape), (B.shaped(geps, mu.shape) if need_eps else geps)
 
 
 # ---- layer 3 -----------------------------------------------------------------
 def _bwd_fake(mu, logvar, eps, gz, gkl, need_eps, backend):
     n = mu.shape[:-1].numel()
-    return (mu.new_empty(mu.shape), mu.new_empty(mu.shape),
-            mu.new_empty(mu.shape) if need_eps else mu.new_empty((n, 0)))
+    return (
+        mu.new_empty(mu.shape),
+        mu.new_empty(mu.shape),
+        mu.new_empty(mu.shape) if need_eps else mu.new_empty((n, 0)),
+    )
 
 
 @B.custom_op("encoder_head_bwd", _bwd_fake)
-def _bwd_op(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor, gz: torch.Tensor, gkl: torch.Tensor,
-            need_eps: bool, backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _bwd_op(
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    eps: torch.Tensor,
+    gz: torch.Tensor,
+    gkl: torch.Tensor,
+    need_eps: bool,
+    backend: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     gmu, glv, geps = backward(mu, logvar, eps, gz, gkl, need_eps, backend)
     return gmu, glv, geps
 
@@ -177,8 +228,12 @@ def _backward(ctx, gz, gkl, bwd=_bwd_op):
     return gmu, glv, (geps if need_eps else None), None
 
 
-@B.custom_op("encoder_head", lambda mu, logvar, eps, backend: (mu.new_empty(mu.shape), mu.new_empty(mu.shape[:-1])),
-             backward=_backward, setup=_setup)
+@B.custom_op(
+    "encoder_head",
+    lambda mu, logvar, eps, backend: (mu.new_empty(mu.shape), mu.new_empty(mu.shape[:-1])),
+    backward=_backward,
+    setup=_setup,
+)
 def _op(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
     return forward(mu, logvar, eps, backend)
 

@@ -41,7 +41,7 @@ OPTS = dict(fastmath=FLAGS, error_model="numpy", nogil=True)
 ZERO, HALF, ONE, TWO = np.float32(0), np.float32(0.5), np.float32(1), np.float32(2)
 
 _LOG2E = np.float32(1.4426950408889634)
-_LN2_HI = np.float32(0.693145751953125)        # ln2 split for Cody-Waite
+_LN2_HI = np.float32(0.693145751953125)  # ln2 split for Cody-Waite
 _LN2_LO = np.float32(1.428606765330187e-06)
 _EXP_LO = np.float32(-87.3)
 _EXP_HI = np.float32(88.7)
@@ -73,7 +73,7 @@ def _i32_as_f32(typingctx, i):
 
 @numba.njit(inline="always", fastmath=FLAGS)
 def fclamp(x, lo, hi):
-    x = lo if x < lo else x      # a NaN compares false and passes through
+    x = lo if x < lo else x  # a NaN compares false and passes through
     return hi if x > hi else x
 
 
@@ -97,6 +97,7 @@ def flog1p_unit(t):  # pragma: no cover - replaced by the overload inside Numba
 @overload(fexp, fastmath=FLAGS)
 def _fexp_ol(x):
     if x == types.float32:
+
         def impl(x):
             # NaN-free copy for the range reduction (NaN compares false -> lo)
             xc = x if x > _EXP_LO else _EXP_LO
@@ -112,7 +113,8 @@ def _fexp_ol(x):
             p = p * r + _ONE
             p = p * r + _ONE
             scale = _i32_as_f32(np.int32((np.int32(n) + np.int32(127)) << np.int32(23)))
-            return x if x != x else p * scale   # NaN in, NaN out
+            return x if x != x else p * scale  # NaN in, NaN out
+
         return impl
     if x == types.float64:
         return lambda x: math.exp(x)
@@ -122,6 +124,7 @@ def _fexp_ol(x):
 @overload(flog1p_unit, fastmath=FLAGS)
 def _flog1p_ol(t):
     if t == types.float32:
+
         def impl(t):
             s = t / (_TWO + t)
             s2 = s * s
@@ -134,6 +137,7 @@ def _flog1p_ol(t):
             p = p * s2 + _A1
             p = p * s2 + _A0
             return s * p
+
         return impl
     if t == types.float64:
         return lambda t: math.log1p(t)
@@ -149,6 +153,7 @@ _EXPM1_SMALL = np.float32(0.34657359)  # ln2 / 2
 def _fexpm1_ol(x):
     """expm1 without cancellation: Taylor (degree 8) for |x| <= ln2/2, exp(x) - 1 beyond."""
     if x == types.float32:
+
         def impl(x):
             p = _Q8
             p = p * x + _Q7
@@ -161,6 +166,7 @@ def _fexpm1_ol(x):
             big = fexp(x) - _ONE
             r = small if abs(x) <= _EXPM1_SMALL else big
             return x if x != x else r
+
         return impl
     if x == types.float64:
         return lambda x: math.expm1(x)

@@ -24,7 +24,10 @@ try:
     import numba
     from numba import prange
 
-    from .fastmath import HALF as _HALF, OPTS as _OPTS, ZERO as _Z, fclamp, fexpm1, finside
+    from .fastmath import HALF as _HALF
+    from .fastmath import OPTS as _OPTS
+    from .fastmath import ZERO as _Z
+    from .fastmath import fclamp, fexpm1, finside
 
     @numba.njit(inline="always", **_OPTS)
     def _fwd_row(mu, lv, lo, hi):
@@ -111,8 +114,7 @@ def backward(mu, logvar, g, backend):
     if n:
         if backend == "numba":
             k = _bwd_par if m2.numel() >= PARALLEL_MIN else _bwd_ser
-            k(m2.numpy(), l2.numpy(), g1.numpy(), gmu.numpy(), glv.numpy(),
-              *B.np_scalars(m2, LOGVAR_MIN, LOGVAR_MAX))
+            k(m2.numpy(), l2.numpy(), g1.numpy(), gmu.numpy(), glv.numpy(), *B.np_scalars(m2, LOGVAR_MIN, LOGVAR_MAX))
         else:
             _triton_kernels()[1][(n,)](m2, l2, g1, gmu, glv, D, lo=LOGVAR_MIN, hi=LOGVAR_MAX, BLOCK=B.row_block(D))
     return B.shaped(gmu, mu.shape), B.shaped(glv, mu.shape)
@@ -120,8 +122,7 @@ def backward(mu, logvar, g, backend):
 
 # ---- layer 3 -----------------------------------------------------------------
 @B.custom_op("gaussian_kl_bwd", lambda mu, logvar, g, backend: (mu.new_empty(mu.shape), mu.new_empty(mu.shape)))
-def _bwd_op(mu: torch.Tensor, logvar: torch.Tensor, g: torch.Tensor,
-            backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _bwd_op(mu: torch.Tensor, logvar: torch.Tensor, g: torch.Tensor, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
     return backward(mu, logvar, g, backend)
 
 

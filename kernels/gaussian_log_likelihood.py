@@ -34,7 +34,11 @@ try:
     import numba
     from numba import prange
 
-    from .fastmath import HALF as _HALF, ONE as _ONE, OPTS as _OPTS, ZERO as _Z, fclamp, fexp, finside
+    from .fastmath import HALF as _HALF
+    from .fastmath import ONE as _ONE
+    from .fastmath import OPTS as _OPTS
+    from .fastmath import ZERO as _Z
+    from .fastmath import fclamp, fexp, finside
 
     @numba.njit(inline="always", **_OPTS)
     def _row(m, lv, x, dm, dlv, need_grad, lo, hi, log2pi):
@@ -76,8 +80,20 @@ def _triton_kernel(triton, tl):
     from ._triton_common import clamp, inside, load, row_block
 
     @triton.jit
-    def fwd(M, LV, X, LL, DM, DLV, ncols, log2pi, NEED_GRAD: tl.constexpr, lo: tl.constexpr,
-            hi: tl.constexpr, BLOCK: tl.constexpr):
+    def fwd(
+        M,
+        LV,
+        X,
+        LL,
+        DM,
+        DLV,
+        ncols,
+        log2pi,
+        NEED_GRAD: tl.constexpr,
+        lo: tl.constexpr,
+        hi: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
         row = tl.program_id(0).to(tl.int64)
         acc = tl.zeros([BLOCK], dtype=tl.float32)
         for start in range(0, ncols, BLOCK):
@@ -108,11 +124,31 @@ def forward(mean, logvar, x, need_grad: bool, backend: str):
     if n:
         if backend == "numba":
             k = _fwd_par if m2.numel() >= PARALLEL_MIN else _fwd_ser
-            k(m2.numpy(), l2.numpy(), x2.numpy(), ll.numpy(), dm.numpy(), dlv.numpy(), need_grad,
-              *B.np_scalars(m2, LOGVAR_MIN, LOGVAR_MAX, _LOG_2PI))
+            k(
+                m2.numpy(),
+                l2.numpy(),
+                x2.numpy(),
+                ll.numpy(),
+                dm.numpy(),
+                dlv.numpy(),
+                need_grad,
+                *B.np_scalars(m2, LOGVAR_MIN, LOGVAR_MAX, _LOG_2PI),
+            )
         else:
-            _triton_kernel()[(n,)](m2, l2, x2, ll, dm if need_grad else m2, dlv if need_grad else m2, D, _LOG_2PI,
-                                   NEED_GRAD=need_grad, lo=LOGVAR_MIN, hi=LOGVAR_MAX, BLOCK=B.row_block(D))
+            _triton_kernel()[(n,)](
+                m2,
+                l2,
+                x2,
+                ll,
+                dm if need_grad else m2,
+                dlv if need_grad else m2,
+                D,
+                _LOG_2PI,
+                NEED_GRAD=need_grad,
+                lo=LOGVAR_MIN,
+                hi=LOGVAR_MAX,
+                BLOCK=B.row_block(D),
+            )
     return ll, dm, dlv
 
 
@@ -129,8 +165,9 @@ def _gradients(needs, dm, dlv, g, shape, *, inplace, backend=None):
 
 
 @torch.library.custom_op("vaebench_kernels::gaussian_log_likelihood", mutates_args=())
-def _op(mean: torch.Tensor, logvar: torch.Tensor, x: torch.Tensor, need_grad: bool,
-        backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _op(
+    mean: torch.Tensor, logvar: torch.Tensor, x: torch.Tensor, need_grad: bool, backend: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     ll, dm, dlv = forward(mean, logvar, x, need_grad, backend)
     return ll.view(mean.shape[:-1]), dm, dlv
 

@@ -38,7 +38,10 @@ try:
     import numba
     from numba import prange
 
-    from .fastmath import HALF as _HALF, OPTS as _OPTS, ZERO as _Z, fclamp, fexp, finside
+    from .fastmath import HALF as _HALF
+    from .fastmath import OPTS as _OPTS
+    from .fastmath import ZERO as _Z
+    from .fastmath import fclamp, fexp, finside
 
     @numba.njit(inline="always", **_OPTS)
     def _fwd_row(loc, raw, eps, z, lo, hi):
@@ -102,8 +105,19 @@ def _triton_kernels(triton, tl):
         tl.store(NLD + row, (-0.5 * tl.sum(acc, axis=0)).to(NLD.dtype.element_ty))
 
     @triton.jit
-    def bwd(RAW, EPS, GZ, GNLD, GRAW, GEPS, ncols, NEED_EPS: tl.constexpr,
-            lo: tl.constexpr, hi: tl.constexpr, BLOCK: tl.constexpr):
+    def bwd(
+        RAW,
+        EPS,
+        GZ,
+        GNLD,
+        GRAW,
+        GEPS,
+        ncols,
+        NEED_EPS: tl.constexpr,
+        lo: tl.constexpr,
+        hi: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
         row = tl.program_id(0).to(tl.int64)
         gnld = tl.load(GNLD + row).to(tl.float32)
         for start in range(0, ncols, BLOCK):
@@ -138,11 +152,30 @@ def backward(raw_scale, eps, gz, gnld, need_eps, backend):
     if n:
         if backend == "numba":
             k = _bwd_par if r2.numel() >= PARALLEL_MIN else _bwd_ser
-            k(r2.numpy(), e2.numpy(), gz2.numpy(), gnld1.numpy(), graw.numpy(), geps.numpy(), need_eps,
-              *B.np_scalars(r2, LOGVAR_MIN, LOGVAR_MAX))
+            k(
+                r2.numpy(),
+                e2.numpy(),
+                gz2.numpy(),
+                gnld1.numpy(),
+                graw.numpy(),
+                geps.numpy(),
+                need_eps,
+                *B.np_scalars(r2, LOGVAR_MIN, LOGVAR_MAX),
+            )
         else:
-            _triton_kernels()[1][(n,)](r2, e2, gz2, gnld1, graw, geps if need_eps else graw, D, NEED_EPS=need_eps,
-                                       lo=LOGVAR_MIN, hi=LOGVAR_MAX, BLOCK=B.row_block(D))
+            _triton_kernels()[1][(n,)](
+                r2,
+                e2,
+                gz2,
+                gnld1,
+                graw,
+                geps if need_eps else graw,
+                D,
+                NEED_EPS=need_eps,
+                lo=LOGVAR_MIN,
+                hi=LOGVAR_MAX,
+                BLOCK=B.row_block(D),
+            )
     shape = raw_scale.shape
     return B.shaped(graw, shape), (B.shaped(geps, shape) if need_eps else geps)
 
@@ -154,13 +187,16 @@ def _g_loc(gz, loc):
 # ---- layer 3 -----------------------------------------------------------------
 def _bwd_fake(raw_scale, eps, gz, gnld, need_eps, backend):
     n = raw_scale.shape[:-1].numel()
-    return (raw_scale.new_empty(raw_scale.shape),
-            raw_scale.new_empty(raw_scale.shape) if need_eps else raw_scale.new_empty((n, 0)))
+    return (
+        raw_scale.new_empty(raw_scale.shape),
+        raw_scale.new_empty(raw_scale.shape) if need_eps else raw_scale.new_empty((n, 0)),
+    )
 
 
 @B.custom_op("location_scale_rsample_bwd", _bwd_fake)
-def _bwd_op(raw_scale: torch.Tensor, eps: torch.Tensor, gz: torch.Tensor, gnld: torch.Tensor, need_eps: bool,
-            backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _bwd_op(
+    raw_scale: torch.Tensor, eps: torch.Tensor, gz: torch.Tensor, gnld: torch.Tensor, need_eps: bool, backend: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     return backward(raw_scale, eps, gz, gnld, need_eps, backend)
 
 
@@ -186,13 +222,15 @@ def _fake(loc, raw_scale, eps, backend):
 
 
 @B.custom_op("location_scale_rsample", _fake, backward=_backward, setup=_setup)
-def _op(loc: torch.Tensor, raw_scale: torch.Tensor, eps: torch.Tensor,
-        backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _op(
+    loc: torch.Tensor, raw_scale: torch.Tensor, eps: torch.Tensor, backend: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     return forward(loc, raw_scale, eps, backend)
 
 
-LocationScaleRsample = B.eager_function("LocationScaleRsample", OP, forward, _setup,
-                                        functools.partial(_backward, bwd=backward))
+LocationScaleRsample = B.eager_function(
+    "LocationScaleRsample", OP, forward, _setup, functools.partial(_backward, bwd=backward)
+)
 
 
 def location_scale_rsample(loc, raw_scale, eps, backend="numba"):

@@ -35,7 +35,10 @@ try:
     import numpy as np
     from numba import prange
 
-    from .fastmath import HALF as _HALF, OPTS as _OPTS, ZERO as _Z, fclamp, fexp, finside
+    from .fastmath import HALF as _HALF
+    from .fastmath import OPTS as _OPTS
+    from .fastmath import ZERO as _Z
+    from .fastmath import fclamp, fexp, finside
 
     @numba.njit(inline="always", **_OPTS)
     def _fwd_row(mu, lv, eps, z, lo, hi):
@@ -87,8 +90,8 @@ try:
         x = (x ^ (x >> _S30)) * _M1
         x = (x ^ (x >> _S27)) * _M2
         x = x ^ (x >> _S31)
-        u1 = (float(x >> _S40) + 1.0) * _INV24          # (0, 1]
-        u2 = float((x >> _S16) & _MASK24) * _INV24      # [0, 1)
+        u1 = (float(x >> _S40) + 1.0) * _INV24  # (0, 1]
+        u2 = float((x >> _S16) & _MASK24) * _INV24  # [0, 1)
         return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
     @numba.njit(parallel=True, cache=True, **_OPTS)
@@ -117,8 +120,7 @@ def _triton_kernels(triton, tl):
     from ._triton_common import clamp, inside, load
 
     @triton.jit
-    def fwd(MU, LV, EPS, Z, N, seed, SEEDED: tl.constexpr, lo: tl.constexpr, hi: tl.constexpr,
-            BLOCK: tl.constexpr):
+    def fwd(MU, LV, EPS, Z, N, seed, SEEDED: tl.constexpr, lo: tl.constexpr, hi: tl.constexpr, BLOCK: tl.constexpr):
         offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         m = offs < N
         lv = clamp(load(LV, offs, m), lo, hi)
@@ -129,8 +131,20 @@ def _triton_kernels(triton, tl):
         tl.store(Z + offs, (load(MU, offs, m) + tl.exp(0.5 * lv) * eps).to(Z.dtype.element_ty), mask=m)
 
     @triton.jit
-    def bwd(LV, EPS, G, GLV, GEPS, N, seed, SEEDED: tl.constexpr, NEED_EPS: tl.constexpr,
-            lo: tl.constexpr, hi: tl.constexpr, BLOCK: tl.constexpr):
+    def bwd(
+        LV,
+        EPS,
+        G,
+        GLV,
+        GEPS,
+        N,
+        seed,
+        SEEDED: tl.constexpr,
+        NEED_EPS: tl.constexpr,
+        lo: tl.constexpr,
+        hi: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
         offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         m = offs < N
         lv0, g = load(LV, offs, m), load(G, offs, m)
@@ -152,8 +166,9 @@ _TBLOCK = 1024
 
 def _launch(which, *args, N, **meta):
     """Run the element-wise Triton kernel ``which`` (0: forward, 1: backward) over N elements."""
-    _triton_kernels()[which][((N + _TBLOCK - 1) // _TBLOCK,)](*args, N, lo=LOGVAR_MIN, hi=LOGVAR_MAX,
-                                                               BLOCK=_TBLOCK, **meta)
+    _triton_kernels()[which][((N + _TBLOCK - 1) // _TBLOCK,)](
+        *args, N, lo=LOGVAR_MIN, hi=LOGVAR_MAX, BLOCK=_TBLOCK, **meta
+    )
 
 
 # ---- layer 2 -----------------------------------------------------------------
@@ -186,11 +201,19 @@ def backward(logvar, eps, g, need_eps, backend):
     if l2.numel():
         if backend == "numba":
             k = _bwd_par if l2.numel() >= PARALLEL_MIN else _bwd_ser
-            k(l2.numpy(), e2.numpy(), g2.numpy(), glv.numpy(), geps.numpy(), need_eps,
-              *B.np_scalars(l2, LOGVAR_MIN, LOGVAR_MAX))
+            k(
+                l2.numpy(),
+                e2.numpy(),
+                g2.numpy(),
+                glv.numpy(),
+                geps.numpy(),
+                need_eps,
+                *B.np_scalars(l2, LOGVAR_MIN, LOGVAR_MAX),
+            )
         else:
-            _launch(1, l2, e2, g2, glv, geps if need_eps else glv, N=l2.numel(), seed=0, SEEDED=False,
-                    NEED_EPS=need_eps)
+            _launch(
+                1, l2, e2, g2, glv, geps if need_eps else glv, N=l2.numel(), seed=0, SEEDED=False, NEED_EPS=need_eps
+            )
     return B.shaped(glv, logvar.shape), (B.shaped(geps, logvar.shape) if need_eps else geps)
 
 
@@ -224,8 +247,9 @@ def _bwd_fake(logvar, eps, g, need_eps, backend):
 
 
 @B.custom_op("reparameterize_bwd", _bwd_fake)
-def _bwd_op(logvar: torch.Tensor, eps: torch.Tensor, g: torch.Tensor, need_eps: bool,
-            backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _bwd_op(
+    logvar: torch.Tensor, eps: torch.Tensor, g: torch.Tensor, need_eps: bool, backend: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     return backward(logvar, eps, g, need_eps, backend)
 
 
@@ -243,8 +267,9 @@ def _backward(ctx, g, bwd=_bwd_op):
     return g, glv, (geps if need_eps else None), None
 
 
-@B.custom_op("reparameterize", lambda mu, logvar, eps, backend: mu.new_empty(mu.shape),
-             backward=_backward, setup=_setup)
+@B.custom_op(
+    "reparameterize", lambda mu, logvar, eps, backend: mu.new_empty(mu.shape), backward=_backward, setup=_setup
+)
 def _op(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor, backend: str) -> torch.Tensor:
     return forward(mu, logvar, eps, backend)
 
@@ -266,15 +291,24 @@ def _seeded_backward(ctx, g, bwd=_seeded_bwd_op):
     return g, bwd(logvar, g, ctx.seed, ctx.backend), None, None
 
 
-@B.custom_op("reparameterize_seeded", lambda mu, logvar, seed, backend: mu.new_empty(mu.shape),
-             backward=_seeded_backward, setup=_seeded_setup)
+@B.custom_op(
+    "reparameterize_seeded",
+    lambda mu, logvar, seed, backend: mu.new_empty(mu.shape),
+    backward=_seeded_backward,
+    setup=_seeded_setup,
+)
 def _seeded_op(mu: torch.Tensor, logvar: torch.Tensor, seed: int, backend: str) -> torch.Tensor:
     return seeded_forward(mu, logvar, seed, backend)
 
 
 Reparameterize = B.eager_function("Reparameterize", OP, forward, _setup, functools.partial(_backward, bwd=backward))
-ReparameterizeSeeded = B.eager_function("ReparameterizeSeeded", "reparameterize_seeded", seeded_forward, _seeded_setup,
-                                        functools.partial(_seeded_backward, bwd=seeded_backward))
+ReparameterizeSeeded = B.eager_function(
+    "ReparameterizeSeeded",
+    "reparameterize_seeded",
+    seeded_forward,
+    _seeded_setup,
+    functools.partial(_seeded_backward, bwd=seeded_backward),
+)
 
 
 def reparameterize(mu, logvar, eps, backend="numba"):

@@ -21,8 +21,15 @@ def _dtype_name(dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
-def check_tensors(op: str, names: tuple[str, ...], tensors: tuple, *, dtypes=FLOAT_DTYPES, device_type=None,
-                  error: type[Exception] = KernelInputError):
+def check_tensors(
+    op: str,
+    names: tuple[str, ...],
+    tensors: tuple,
+    *,
+    dtypes=FLOAT_DTYPES,
+    device_type=None,
+    error: type[Exception] = KernelInputError,
+):
     """All tensors: same shape (at least 1-D), same floating dtype from ``dtypes``, same device."""
     first = tensors[0]
     if _agree(tensors, dtypes, device_type):  # the fast path (~1.5 us for three tensors)
@@ -39,14 +46,19 @@ def check_tensors(op: str, names: tuple[str, ...], tensors: tuple, *, dtypes=FLO
             raise error(f"{op}: argument {name!r} is on device {t.device}; this backend needs {device_type}")
     for name, t in zip(names[1:], tensors[1:]):
         if t.shape != first.shape:
-            raise error(f"{op}: argument {name!r} has shape {tuple(t.shape)}, "
-                        f"expected {tuple(first.shape)} (the shape of {names[0]!r})")
+            raise error(
+                f"{op}: argument {name!r} has shape {tuple(t.shape)}, "
+                f"expected {tuple(first.shape)} (the shape of {names[0]!r})"
+            )
         if t.dtype != first.dtype:
-            raise error(f"{op}: argument {name!r} has dtype {_dtype_name(t.dtype)}, "
-                        f"expected {_dtype_name(first.dtype)} (the dtype of {names[0]!r})")
+            raise error(
+                f"{op}: argument {name!r} has dtype {_dtype_name(t.dtype)}, "
+                f"expected {_dtype_name(first.dtype)} (the dtype of {names[0]!r})"
+            )
         if t.device != first.device:
-            raise error(f"{op}: argument {name!r} is on {t.device}, expected {first.device} "
-                        f"(the device of {names[0]!r})")
+            raise error(
+                f"{op}: argument {name!r} is on {t.device}, expected {first.device} (the device of {names[0]!r})"
+            )
 
 
 def _agree(tensors, dtypes, device_type) -> bool:

@@ -96,8 +96,11 @@ def run_config(nz: int, variant: str, samples: int, data_dir):
     from vaebench.figures import figure2
 
     conf = load_config(figure2.STUDY)
-    (cfg, _), = [(c, o) for c, o in build_runs(figure2.STUDY, conf, "quick", OUT, {"data_dir": data_dir},
-                                                        datasets=["frey"], nzs=[nz]) if c.algorithm == "aevb"]
+    ((cfg, _),) = [
+        (c, o)
+        for c, o in build_runs(figure2.STUDY, conf, "quick", OUT, {"data_dir": data_dir}, datasets=["frey"], nzs=[nz])
+        if c.algorithm == "aevb"
+    ]
     cfg.samples = samples
     if variant == "init-var":
         cfg.init_std = 0.1
@@ -151,19 +154,33 @@ def summarize():
             for at in AT:
                 ours = interpolate(s.samples_seen.tolist(), s.lower_bound.tolist(), at, log=True)
                 theirs = interpolate(ref.samples_seen.tolist(), ref.lower_bound.tolist(), at, log=True)
-                rows.append({"variant": variant, "nz": int(nz), "split": split, "samples": at, "bound": ours,
-                             "paper": theirs, "ours_minus_paper": ours - theirs, "lr": info.get("lr")})
+                rows.append(
+                    {
+                        "variant": variant,
+                        "nz": int(nz),
+                        "split": split,
+                        "samples": at,
+                        "bound": ours,
+                        "paper": theirs,
+                        "ours_minus_paper": ours - theirs,
+                        "lr": info.get("lr"),
+                    }
+                )
     df = pd.DataFrame(rows)
     atomic_write_text(OUT / "frey_ablation.csv", df.to_csv(index=False, float_format="%.2f"))
-    lines = ["| variant | N_z | lr | test 5e5 | 1e6 | 2e6 | − paper at 2e6 | train 2e6 | − paper |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| variant | N_z | lr | test 5e5 | 1e6 | 2e6 | − paper at 2e6 | train 2e6 | − paper |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     order = {v: i for i, v in enumerate(VARIANTS)}
     for (nz, variant), g in sorted(df.groupby(["nz", "variant"]), key=lambda k: (k[0][0], order.get(k[0][1], 99))):
         t = g[g.split == "test"].set_index("samples")
         tr = g[g.split == "train"].set_index("samples")
-        lines.append(f"| {variant} | {nz} | {g.lr.iloc[0]} | {t.bound[AT[0]]:.1f} | {t.bound[AT[1]]:.1f} "
-                     f"| {t.bound[AT[2]]:.1f} | {t.ours_minus_paper[AT[2]]:+.1f} | {tr.bound[AT[2]]:.1f} "
-                     f"| {tr.ours_minus_paper[AT[2]]:+.1f} |")
+        lines.append(
+            f"| {variant} | {nz} | {g.lr.iloc[0]} | {t.bound[AT[0]]:.1f} | {t.bound[AT[1]]:.1f} "
+            f"| {t.bound[AT[2]]:.1f} | {t.ours_minus_paper[AT[2]]:+.1f} | {tr.bound[AT[2]]:.1f} "
+            f"| {tr.ours_minus_paper[AT[2]]:+.1f} |"
+        )
     atomic_write_text(OUT / "frey_ablation.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -36,7 +36,6 @@ import sys
 from pathlib import Path
 
 import torch
-
 from figure2_frey_ablation import _fanin_init, chosen_variants, patched
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +65,7 @@ def run_config(n_train: int, variant: str):
     from vaebench.figures import figure3
 
     conf = load_config(figure3.STUDY)
-    (cfg, _), = build_runs(figure3.STUDY, conf, "medium", OUT, n_train=[n_train], algorithms=["aevb"])
+    ((cfg, _),) = build_runs(figure3.STUDY, conf, "medium", OUT, n_train=[n_train], algorithms=["aevb"])
     cfg.samples = SAMPLES
     if variant.startswith("lr-"):
         cfg.lr = float(variant[3:])
@@ -92,9 +91,19 @@ def train_and_estimate(n_train: int, variant: str) -> None:
             info = train(cfg, out, resume=True, progress=False, data=data)
         print(f"{out.name}: lr {info.get('lr')}, {info.get('train_wall_s')} s", flush=True)
     if not (out / "marginal_hmc.csv").exists():
-        evaluate_run(out, method="hmc", n_points=s["n_points"], samples_per_point=s["samples_per_point"],
-                     leapfrog=s["leapfrog"], burn_in=s["burn_in"], thin=s["thin"], seed=s["seed"], snapshot="last",
-                     data=data, progress=False)
+        evaluate_run(
+            out,
+            method="hmc",
+            n_points=s["n_points"],
+            samples_per_point=s["samples_per_point"],
+            leapfrog=s["leapfrog"],
+            burn_in=s["burn_in"],
+            thin=s["thin"],
+            seed=s["seed"],
+            snapshot="last",
+            data=data,
+            progress=False,
+        )
 
 
 def summarize():
@@ -117,18 +126,33 @@ def summarize():
             e = est[est.split == split].iloc[-1]
             paper = figure3.paper_value(int(n), "aevb", split, SAMPLES)
             bound = m[(m.split == split) & (m.samples_seen == m.samples_seen.max())].lower_bound.iloc[0]
-            rows.append({"variant": variant, "n_train": int(n), "split": split, "samples": int(e.samples_seen),
-                         "log_px": e.marginal_log_likelihood, "stderr": e.stderr, "paper": paper,
-                         "ours_minus_paper": e.marginal_log_likelihood - paper, "bound": bound, "lr": info.get("lr")})
+            rows.append(
+                {
+                    "variant": variant,
+                    "n_train": int(n),
+                    "split": split,
+                    "samples": int(e.samples_seen),
+                    "log_px": e.marginal_log_likelihood,
+                    "stderr": e.stderr,
+                    "paper": paper,
+                    "ours_minus_paper": e.marginal_log_likelihood - paper,
+                    "bound": bound,
+                    "lr": info.get("lr"),
+                }
+            )
     df = pd.DataFrame(rows)
     atomic_write_text(OUT / "aevb_ablation.csv", df.to_csv(index=False, float_format="%.3f"))
     order = {v: i for i, v in enumerate(VARIANTS)}
-    lines = ["| variant | N_train | lr | train log p(x) | − paper | test log p(x) | − paper | test bound |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| variant | N_train | lr | train log p(x) | − paper | test log p(x) | − paper | test bound |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for (n, variant), g in sorted(df.groupby(["n_train", "variant"]), key=lambda k: (-k[0][0], order.get(k[0][1], 99))):
         tr, te = g.set_index("split").loc["train"], g.set_index("split").loc["test"]
-        lines.append(f"| {variant} | {n:,} | {tr.lr} | {tr.log_px:.1f} | {tr.ours_minus_paper:+.1f} | {te.log_px:.1f} "
-                     f"| {te.ours_minus_paper:+.1f} | {te.bound:.1f} |")
+        lines.append(
+            f"| {variant} | {n:,} | {tr.lr} | {tr.log_px:.1f} | {tr.ours_minus_paper:+.1f} | {te.log_px:.1f} "
+            f"| {te.ours_minus_paper:+.1f} | {te.bound:.1f} |"
+        )
     atomic_write_text(OUT / "aevb_ablation.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -7,18 +7,20 @@ another step size or more HMC moves per visit, to see why the committed medium r
 Trains into runs/mcem_probe/lr<lr>_moves<m>/ (the medium config of reproductions/figure3.toml
 otherwise) and estimates log p(x) (appendix D, medium settings) at the snapshots from 1e6 on.
 """
+
 import sys
 from pathlib import Path
 
 from vaebench.engine.config import build_runs, load_config
-from vaebench.figures import figure3
 from vaebench.engine.runs_many import run_many
 from vaebench.engine.workers import torch_threads
+from vaebench.figures import figure3
 
 lr, moves = float(sys.argv[1]), int(sys.argv[2])
 conf = load_config(figure3.STUDY)
-(cfg, run_dir), = build_runs(figure3.STUDY, conf, "medium", Path(f"runs/mcem_probe/lr{lr}_moves{moves}"),
-                                      n_train=[50000], algorithms=["mcem"])
+((cfg, run_dir),) = build_runs(
+    figure3.STUDY, conf, "medium", Path(f"runs/mcem_probe/lr{lr}_moves{moves}"), n_train=[50000], algorithms=["mcem"]
+)
 cfg.lr, cfg.samples = lr, 3_162_300
 cfg.options = {**cfg.options, "hmc_moves": moves}
 with torch_threads(1):

@@ -39,16 +39,47 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAIRS = (("gaussian", "gaussian"), ("laplace", "gaussian"), ("logistic", "gaussian"), ("student-t", "gaussian"),
-         ("lognormal", "lognormal"), ("gamma-implicit", "gamma-implicit"))
-LABELS = {"gaussian": "Gaussian", "laplace": "Laplace", "logistic": "logistic", "student-t": "Student's t (df 3)",
-          "lognormal": "log-normal", "gamma-implicit": "gamma"}
-COLORS = {"gaussian": "#e00000", "laplace": "#0030e0", "logistic": "#00a000", "student-t": "#e08000",
-          "lognormal": "#8000c0", "gamma-implicit": "#00a0c0"}
+PAIRS = (
+    ("gaussian", "gaussian"),
+    ("laplace", "gaussian"),
+    ("logistic", "gaussian"),
+    ("student-t", "gaussian"),
+    ("lognormal", "lognormal"),
+    ("gamma-implicit", "gamma-implicit"),
+)
+LABELS = {
+    "gaussian": "Gaussian",
+    "laplace": "Laplace",
+    "logistic": "logistic",
+    "student-t": "Student's t (df 3)",
+    "lognormal": "log-normal",
+    "gamma-implicit": "gamma",
+}
+COLORS = {
+    "gaussian": "#e00000",
+    "laplace": "#0030e0",
+    "logistic": "#00a000",
+    "student-t": "#e08000",
+    "lognormal": "#8000c0",
+    "gamma-implicit": "#00a0c0",
+}
 TABLE_SAMPLES = (1_000_000, 10_000_000)
 K, N_POINTS, IS_SEED = 1000, 1000, 0
-COLUMNS = ("posterior", "prior", "estimator", "samples_seen", "split", "lower_bound", "log_px_is", "log_px_is_stderr",
-           "k", "n_points_is", "lr", "status", "run")
+COLUMNS = (
+    "posterior",
+    "prior",
+    "estimator",
+    "samples_seen",
+    "split",
+    "lower_bound",
+    "log_px_is",
+    "log_px_is_stderr",
+    "k",
+    "n_points_is",
+    "lr",
+    "status",
+    "run",
+)
 
 
 def run_configs(samples: int, out: Path, data_dir=None, names=None):
@@ -58,10 +89,26 @@ def run_configs(samples: int, out: Path, data_dir=None, names=None):
     for posterior, prior in PAIRS:
         if names and posterior not in names:
             continue
-        cfg = RunConfig(dataset="mnist", algorithm="aevb", nz=20, hidden=500, samples=samples, seed=0, lr="auto",
-                        batch_size=100, L=1, init_std=0.01, theta="map", binarize="none", evals_per_decade=4,
-                        first_eval=10_000, snapshots=True, posterior=posterior, latent_prior=prior,
-                        data_dir=data_dir).check()
+        cfg = RunConfig(
+            dataset="mnist",
+            algorithm="aevb",
+            nz=20,
+            hidden=500,
+            samples=samples,
+            seed=0,
+            lr="auto",
+            batch_size=100,
+            L=1,
+            init_std=0.01,
+            theta="map",
+            binarize="none",
+            evals_per_decade=4,
+            first_eval=10_000,
+            snapshots=True,
+            posterior=posterior,
+            latent_prior=prior,
+            data_dir=data_dir,
+        ).check()
         runs.append((cfg, out / f"mnist_nz20_{posterior}"))
     return runs
 
@@ -71,21 +118,30 @@ def estimate(runs, k: int, n_points: int) -> None:
     from vaebench.marginal.run import evaluate_run
     from vaebench.runs import RunFolder
 
-    for cfg, out in runs:
+    for _cfg, out in runs:
         folder = RunFolder(out)
         if (folder.read_info(missing_ok=True) or {}).get("status") != "finished":
             print(f"{out.name}: not finished; no log p(x) estimates", flush=True)
             continue
         wanted = {s for s, _, _ in folder.parameters("all") if s in TABLE_SAMPLES}
-        evaluate_run(out, method="importance", splits=("test",), n_points=n_points, k=k, snapshot="all",
-                     seed=IS_SEED, only=wanted, progress=True)
+        evaluate_run(
+            out,
+            method="importance",
+            splits=("test",),
+            n_points=n_points,
+            k=k,
+            snapshot="all",
+            seed=IS_SEED,
+            only=wanted,
+            progress=True,
+        )
 
 
 def collect(runs, k: int, n_points: int) -> list[dict]:
     from vaebench.runs import RunFolder
 
     rows = []
-    for cfg, out in runs:
+    for _cfg, out in runs:
         folder = RunFolder(out)
         info = folder.read_info(missing_ok=True)
         if not info:
@@ -99,11 +155,23 @@ def collect(runs, k: int, n_points: int) -> list[dict]:
             for m in csv.DictReader(f):
                 s, split = int(m["samples_seen"]), m["split"]
                 lp, se = log_px.get((s, split), (math.nan, math.nan))
-                rows.append({"posterior": stored.posterior, "prior": stored.latent_prior,
-                             "estimator": stored.estimator, "samples_seen": s, "split": split,
-                             "lower_bound": float(m["lower_bound"]), "log_px_is": lp, "log_px_is_stderr": se,
-                             "k": k if math.isfinite(lp) else "", "n_points_is": n_points if math.isfinite(lp) else "",
-                             "lr": info.get("lr"), "status": info.get("status"), "run": out.name})
+                rows.append(
+                    {
+                        "posterior": stored.posterior,
+                        "prior": stored.latent_prior,
+                        "estimator": stored.estimator,
+                        "samples_seen": s,
+                        "split": split,
+                        "lower_bound": float(m["lower_bound"]),
+                        "log_px_is": lp,
+                        "log_px_is_stderr": se,
+                        "k": k if math.isfinite(lp) else "",
+                        "n_points_is": n_points if math.isfinite(lp) else "",
+                        "lr": info.get("lr"),
+                        "status": info.get("status"),
+                        "run": out.name,
+                    }
+                )
     return rows
 
 
@@ -113,23 +181,29 @@ def _fmt(v, digits=2):
 
 def table_markdown(rows: list[dict], k: int, n_points: int) -> str:
     at = {(r["posterior"], r["samples_seen"], r["split"]): r for r in rows}
-    lines = [f"| posterior q(z\\|x) | prior p(z) | estimator | step size | samples | train bound | test bound | "
-             f"test log p(x) (IS, K = {k}) |",
-             "|---|---|:-:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"| posterior q(z\\|x) | prior p(z) | estimator | step size | samples | train bound | test bound | "
+        f"test log p(x) (IS, K = {k}) |",
+        "|---|---|:-:|---:|---:|---:|---:|---:|",
+    ]
     for posterior, prior in PAIRS:
         for s in TABLE_SAMPLES:
             tr, te = at.get((posterior, s, "train")), at.get((posterior, s, "test"))
             if te is None:
                 continue
             lp = "" if math.isnan(te["log_px_is"]) else f"{te['log_px_is']:.2f} ± {te['log_px_is_stderr']:.2f}"
-            lines.append(f"| {LABELS[posterior]} | {LABELS.get(prior, prior)} | {te['estimator']} | {te['lr']} | "
-                         f"{s:.0e} | {_fmt(tr['lower_bound'] if tr else None)} | {_fmt(te['lower_bound'])} | {lp} |"
-                         .replace("e+06", "e6").replace("e+07", "e7"))
+            lines.append(
+                f"| {LABELS[posterior]} | {LABELS.get(prior, prior)} | {te['estimator']} | {te['lr']} | "
+                f"{s:.0e} | {_fmt(tr['lower_bound'] if tr else None)} | {_fmt(te['lower_bound'])} | {lp} |".replace(
+                    "e+06", "e6"
+                ).replace("e+07", "e7")
+            )
     return "\n".join(lines) + (
         f"\n\nMNIST, N_z = 20, AEVB with the paper's setup otherwise; bounds per datapoint on the whole split "
         f"(metrics.csv: SGVB-B, or SGVB-A where the pair has no closed-form KL, L = 1); log p(x): importance "
         f"sampling with the run's encoder as proposal on the first {n_points:,} test points (± its Monte Carlo "
-        f"standard error). Student's t has df = 3 fixed; the gamma prior is Gamma(1, 1).\n")
+        f"standard error). Student's t has df = 3 fixed; the gamma prior is Gamma(1, 1).\n"
+    )
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -147,10 +221,16 @@ def plot(rows: list[dict], path: Path) -> None:
         for split in ("train", "test"):
             pts = sorted((r["samples_seen"], r["lower_bound"]) for r in mine if r["split"] == split)
             if pts:
-                ax.plot(*zip(*pts), LINESTYLES[split], color=COLORS[posterior], lw=1.3,
-                        label=f"{LABELS[posterior]} ({mine[0]['estimator']})" if split == "train" else None)
-        marks = sorted((r["samples_seen"], r["log_px_is"]) for r in mine
-                       if r["split"] == "test" and not math.isnan(r["log_px_is"]))
+                ax.plot(
+                    *zip(*pts),
+                    LINESTYLES[split],
+                    color=COLORS[posterior],
+                    lw=1.3,
+                    label=f"{LABELS[posterior]} ({mine[0]['estimator']})" if split == "train" else None,
+                )
+        marks = sorted(
+            (r["samples_seen"], r["log_px_is"]) for r in mine if r["split"] == "test" and not math.isnan(r["log_px_is"])
+        )
         if marks:
             ax.plot(*zip(*marks), "o", mfc="none", color=COLORS[posterior], ms=5)
     ax.set_xscale("log")
@@ -161,8 +241,11 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_title(r"MNIST, $N_z = 20$: AEVB with non-Gaussian posteriors")
     ax.grid(True, which="both", alpha=0.25)
     handles, labels = ax.get_legend_handles_labels()
-    handles += [plt.Line2D([], [], color="k", ls="-"), plt.Line2D([], [], color="k", ls="--"),
-                plt.Line2D([], [], color="k", ls="", marker="o", mfc="none", ms=5)]
+    handles += [
+        plt.Line2D([], [], color="k", ls="-"),
+        plt.Line2D([], [], color="k", ls="--"),
+        plt.Line2D([], [], color="k", ls="", marker="o", mfc="none", ms=5),
+    ]
     labels += ["train bound", "test bound", "test log p(x), IS"]
     ax.legend(handles, labels, loc="lower right", fontsize=8, ncol=2)
     fig.tight_layout()
@@ -181,36 +264,73 @@ def summarize(runs, results: Path, k: int, n_points: int, argv: list[str], wall:
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({c: ("" if isinstance(r[c], float) and math.isnan(r[c]) else
-                             repr(r[c]) if isinstance(r[c], float) and c != "lr" else r[c]) for c in COLUMNS})
+        writer.writerow(
+            {
+                c: (
+                    ""
+                    if isinstance(r[c], float) and math.isnan(r[c])
+                    else repr(r[c])
+                    if isinstance(r[c], float) and c != "lr"
+                    else r[c]
+                )
+                for c in COLUMNS
+            }
+        )
     atomic_write_text(results / "posteriors.csv", buf.getvalue())
-    atomic_write_text(results / "posteriors.md", "# AEVB with non-Gaussian posteriors\n\n"
-                      + table_markdown(rows, k, n_points))
+    atomic_write_text(
+        results / "posteriors.md", "# AEVB with non-Gaussian posteriors\n\n" + table_markdown(rows, k, n_points)
+    )
     plot(rows, results / "posteriors.png")
     infos = {out.name: RunFolder(out).read_info(missing_ok=True) or {} for _, out in runs}
     marg = {}
     for _, out in runs:
         for r in RunFolder(out).read_marginal("importance"):
-            marg.setdefault(out.name, []).append({k2: r[k2] for k2 in ("samples_seen", "split", "k", "n_points",
-                                                                        "seed", "wall_s")})
-    atomic_write_json(results / "provenance.json", {
-        "study": "studies/posteriors.py",
-        "command": "python " + " ".join(["studies/posteriors.py", *argv]),
-        "training_command": "nohup python studies/posteriors.py --jobs 2 --threads 1 > runs/posteriors/study.log 2>&1 &",
-        "runs": {name: {"config": i.get("config"), "lr": i.get("lr"), "lr_trial": i.get("lr_trial"),
-                        "status": i.get("status"), "samples_seen": i.get("samples_seen"),
-                        "train_wall_s": i.get("train_wall_s"), "eval_wall_s": i.get("eval_wall_s"),
-                        "samples_per_s": i.get("samples_per_s"), "train_eval": i.get("train_eval"),
-                        "git": i.get("git"), "data": i.get("data")} for name, i in infos.items()},
-        "importance_sampling": {"method": "importance", "proposal": "the run's encoder q(z|x) (its own family)",
-                                "k": k, "n_points": n_points, "split": "test", "seed": IS_SEED,
-                                "samples": list(TABLE_SAMPLES), "estimates": marg},
-        "notes": {"student_t_df": 3.0, "positive_parameters": "exp(o/2), o the head output clamped to [-30, 20]",
-                  "priors": "N(0, 1), LogNormal(0, 1), Gamma(shape 1, rate 1) per coordinate",
-                  "estimator": "auto: B where KL(q || p) is closed form, else A"},
-        **machine_and_versions(list(infos.values())),
-        "study_wall_s": round(wall, 1),
-    })
+            marg.setdefault(out.name, []).append(
+                {k2: r[k2] for k2 in ("samples_seen", "split", "k", "n_points", "seed", "wall_s")}
+            )
+    atomic_write_json(
+        results / "provenance.json",
+        {
+            "study": "studies/posteriors.py",
+            "command": "python " + " ".join(["studies/posteriors.py", *argv]),
+            "training_command": "nohup python studies/posteriors.py --jobs 2 --threads 1 "
+            "> runs/posteriors/study.log 2>&1 &",
+            "runs": {
+                name: {
+                    "config": i.get("config"),
+                    "lr": i.get("lr"),
+                    "lr_trial": i.get("lr_trial"),
+                    "status": i.get("status"),
+                    "samples_seen": i.get("samples_seen"),
+                    "train_wall_s": i.get("train_wall_s"),
+                    "eval_wall_s": i.get("eval_wall_s"),
+                    "samples_per_s": i.get("samples_per_s"),
+                    "train_eval": i.get("train_eval"),
+                    "git": i.get("git"),
+                    "data": i.get("data"),
+                }
+                for name, i in infos.items()
+            },
+            "importance_sampling": {
+                "method": "importance",
+                "proposal": "the run's encoder q(z|x) (its own family)",
+                "k": k,
+                "n_points": n_points,
+                "split": "test",
+                "seed": IS_SEED,
+                "samples": list(TABLE_SAMPLES),
+                "estimates": marg,
+            },
+            "notes": {
+                "student_t_df": 3.0,
+                "positive_parameters": "exp(o/2), o the head output clamped to [-30, 20]",
+                "priors": "N(0, 1), LogNormal(0, 1), Gamma(shape 1, rate 1) per coordinate",
+                "estimator": "auto: B where KL(q || p) is closed form, else A",
+            },
+            **machine_and_versions(list(infos.values())),
+            "study_wall_s": round(wall, 1),
+        },
+    )
     return rows
 
 
@@ -231,8 +351,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from vaebench.errors import VaebenchError
     from vaebench.engine.runs_many import run_many
+    from vaebench.errors import VaebenchError
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -246,8 +366,14 @@ def main(argv=None) -> int:
             failed = exc
             print(f"failed: {exc}", flush=True)
         estimate(runs, args.k, args.n_points)
-    rows = summarize(run_configs(int(args.samples), args.out, args.data_dir), args.results, args.k, args.n_points,
-                     argv, time.perf_counter() - t0)
+    rows = summarize(
+        run_configs(int(args.samples), args.out, args.data_dir),
+        args.results,
+        args.k,
+        args.n_points,
+        argv,
+        time.perf_counter() - t0,
+    )
     print(table_markdown(rows, args.k, args.n_points), flush=True)
     return 1 if failed else 0
 

@@ -2,4 +2,5 @@ import sys
 
 from vaebench.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # python -m vaebench
+    sys.exit(main())

@@ -26,8 +26,14 @@ from vaebench.errors import VaebenchError
 
 MODES = ("fwd", "fwdbwd")
 # full-size (B x D) outputs of the forward pass (per-row outputs are counted as B)
-FULL_OUTPUTS = {"reparameterize": 1, "gaussian_kl": 0, "encoder_head": 1, "location_scale_rsample": 1,
-                "bernoulli_log_likelihood": 0, "gaussian_log_likelihood": 0}
+FULL_OUTPUTS = {
+    "reparameterize": 1,
+    "gaussian_kl": 0,
+    "encoder_head": 1,
+    "location_scale_rsample": 1,
+    "bernoulli_log_likelihood": 0,
+    "gaussian_log_likelihood": 0,
+}
 # reparameterize's g_mu (location_scale_rsample's g_loc) is the upstream gradient itself: nothing written
 WRITTEN_GRADS = {"reparameterize": 1, "location_scale_rsample": 1}
 
@@ -42,6 +48,7 @@ def parse_size(s: str) -> tuple[int, int]:
 
 def device_name(device) -> str:
     import torch
+
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     model = platform.processor() or "cpu"
@@ -66,6 +73,7 @@ def device_slug(device) -> str:
 def copy_bandwidth(device, dtype, nbytes=256 << 20, repeats=10) -> float:
     """GB/s of dst.copy_(src) (read + write counted)."""
     import torch
+
     n = nbytes // 4
     src = torch.ones(n, device=device)
     dst = torch.empty_like(src)
@@ -75,6 +83,7 @@ def copy_bandwidth(device, dtype, nbytes=256 << 20, repeats=10) -> float:
 
 def _time(fn, device, warmup, repeats):
     import torch
+
     for _ in range(warmup):
         fn()
     out = []
@@ -97,6 +106,7 @@ def _time(fn, device, warmup, repeats):
 
 def traffic_bytes(op, mode, B, D, itemsize) -> int:
     from vaebench.ops_catalog import INPUTS
+
     names, grads = INPUTS[op]
     full = len(names) + FULL_OUTPUTS[op]
     rows = 1 if op != "reparameterize" else 0  # per-row output (kl or ll)
@@ -114,12 +124,15 @@ def make_call(op: str, backend: str, mode: str, B: int, D: int, device="cpu", dt
 
     from vaebench import ops
     from vaebench.ops_catalog import make_inputs
+
     fn = getattr(ops, op)
     args = list(make_inputs(op, (B, D), dtype or torch.float32, device, requires_grad=True).values())
     if mode == "fwd":
+
         def call():
             with torch.no_grad():
                 fn(*args, backend=backend)
+
         return call
     leaves = [a for a in args if a.requires_grad]
     g = torch.Generator(device=device).manual_seed(1)
@@ -128,6 +141,7 @@ def make_call(op: str, backend: str, mode: str, B: int, D: int, device="cpu", dt
 
     def call():
         torch.autograd.grad(_outputs(fn(*args, backend=backend)), leaves, ups)
+
     return call
 
 
@@ -135,8 +149,21 @@ def _outputs(res):
     return res if isinstance(res, tuple) else (res,)
 
 
-def run_bench(*, ops=None, backends=None, device=None, sizes=None, modes=MODES, repeats=20, warmup=3,
-              dtype="float32", out="results/kernels", note="", plot=True, log=print) -> list[dict]:
+def run_bench(
+    *,
+    ops=None,
+    backends=None,
+    device=None,
+    sizes=None,
+    modes=MODES,
+    repeats=20,
+    warmup=3,
+    dtype="float32",
+    out="results/kernels",
+    note="",
+    plot=True,
+    log=print,
+) -> list[dict]:
     """Time ``ops`` (default: every op of the catalog) on ``backends`` (default: those that run
     on ``device`` here, without the Triton interpreter) against eager, at ``sizes`` (a list of
     (B, D); default: the catalog's for each op) and write <out>/<device>.csv and .png. Bad
@@ -160,8 +187,7 @@ def run_bench(*, ops=None, backends=None, device=None, sizes=None, modes=MODES, 
         if b not in cat.BACKENDS:
             raise VaebenchError(f"--backends: unknown backend {b!r}; choose from {', '.join(cat.BACKENDS)}")
         if b not in here:
-            raise VaebenchError(f"--backends {b} does not run on {device.type} here "
-                                f"(these do: {', '.join(here)})")
+            raise VaebenchError(f"--backends {b} does not run on {device.type} here (these do: {', '.join(here)})")
     if repeats < 1 or warmup < 0:
         raise VaebenchError("--repeats must be >= 1 and --warmup >= 0")
     torch_dtype = getattr(torch, dtype)
@@ -171,12 +197,14 @@ def run_bench(*, ops=None, backends=None, device=None, sizes=None, modes=MODES, 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     bw = copy_bandwidth(device, torch_dtype)
     name = device_name(device)
-    log(f"device: {name}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
-        f"copy bandwidth {bw:.1f} GB/s; load average {load:.2f}")
+    log(
+        f"device: {name}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"copy bandwidth {bw:.1f} GB/s; load average {load:.2f}"
+    )
     itemsize = torch.empty(0, dtype=torch_dtype).element_size()
     rows = []
     for op in ops:
-        for (B, D) in sizes or cat.sizes(op, device):
+        for B, D in sizes or cat.sizes(op, device):
             for mode in modes:
                 nbytes = traffic_bytes(op, mode, B, D, itemsize)
                 times = {}
@@ -188,20 +216,36 @@ def run_bench(*, ops=None, backends=None, device=None, sizes=None, modes=MODES, 
                     except Exception as exc:  # a backend that cannot run this case: reported, not fatal
                         log(f"  {op} {B}x{D} {mode} {backend}: skipped ({type(exc).__name__}: {exc})")
                 for backend, t in times.items():
-                    rows.append({
-                        "op": op, "B": B, "D": D, "size": f"{B}x{D}", "mode": mode, "backend": backend,
-                        "dtype": dtype, "ms": t * 1e3, "gbps": nbytes / t / 1e9,
-                        "speedup_vs_eager": times["eager"] / t if "eager" in times else float("nan"),
-                        "speedup_vs_compile": times["compile"] / t if "compile" in times else float("nan"),
-                        "floor_fraction": nbytes / (bw * 1e9) / t, "traffic_mb": nbytes / 1e6,
-                        "device": name, "copy_gbps": bw, "threads": torch.get_num_threads(),
-                        "torch": torch.__version__, "load_avg": load, "repeats": repeats, "note": note,
-                    })
+                    rows.append(
+                        {
+                            "op": op,
+                            "B": B,
+                            "D": D,
+                            "size": f"{B}x{D}",
+                            "mode": mode,
+                            "backend": backend,
+                            "dtype": dtype,
+                            "ms": t * 1e3,
+                            "gbps": nbytes / t / 1e9,
+                            "speedup_vs_eager": times["eager"] / t if "eager" in times else float("nan"),
+                            "speedup_vs_compile": times["compile"] / t if "compile" in times else float("nan"),
+                            "floor_fraction": nbytes / (bw * 1e9) / t,
+                            "traffic_mb": nbytes / 1e6,
+                            "device": name,
+                            "copy_gbps": bw,
+                            "threads": torch.get_num_threads(),
+                            "torch": torch.__version__,
+                            "load_avg": load,
+                            "repeats": repeats,
+                            "note": note,
+                        }
+                    )
     if not rows:
         raise VaebenchError("nothing was timed")
     log(format_table(rows))
     slug = device_slug(device)
     import pandas as pd
+
     df = pd.DataFrame(rows)
     buf = io.StringIO()
     df.to_csv(buf, index=False, float_format="%.6g")
@@ -217,25 +261,41 @@ def run_bench(*, ops=None, backends=None, device=None, sizes=None, modes=MODES, 
 
 
 def format_table(rows) -> str:
-    head = f"{'op':<26}{'size':>11} {'mode':<7}{'backend':<9}{'ms':>10}{'GB/s':>8}{'x eager':>9}{'x compile':>10}{'floor':>7}"
+    head = (
+        f"{'op':<26}{'size':>11} {'mode':<7}{'backend':<9}{'ms':>10}{'GB/s':>8}{'x eager':>9}"
+        f"{'x compile':>10}{'floor':>7}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         xc = r["speedup_vs_compile"]
-        lines.append(f"{r['op']:<26}{r['size']:>11} {r['mode']:<7}{r['backend']:<9}{r['ms']:>10.4f}"
-                     f"{r['gbps']:>8.2f}{r['speedup_vs_eager']:>9.2f}"
-                     f"{(f'{xc:.2f}' if not math.isnan(xc) else '-'):>10}{r['floor_fraction']:>7.0%}")
+        lines.append(
+            f"{r['op']:<26}{r['size']:>11} {r['mode']:<7}{r['backend']:<9}{r['ms']:>10.4f}"
+            f"{r['gbps']:>8.2f}{r['speedup_vs_eager']:>9.2f}"
+            f"{(f'{xc:.2f}' if not math.isnan(xc) else '-'):>10}{r['floor_fraction']:>7.0%}"
+        )
     return "\n".join(lines)
 
 
 def _plot(df, title, path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
+
     d = df.copy()
     d["case"] = d["op"].str.replace("_log_likelihood", "_ll") + "\n" + d["size"]
-    g = sns.catplot(data=d, kind="bar", x="case", y="speedup_vs_eager", hue="backend", col="mode",
-                    height=4.5, aspect=1.6, sharey=False)
+    g = sns.catplot(
+        data=d,
+        kind="bar",
+        x="case",
+        y="speedup_vs_eager",
+        hue="backend",
+        col="mode",
+        height=4.5,
+        aspect=1.6,
+        sharey=False,
+    )
     for ax in g.axes.flat:
         ax.axhline(1.0, color="0.3", lw=0.8, ls="--")
         ax.set_yscale("log")
@@ -243,8 +303,9 @@ def _plot(df, title, path) -> None:
         ax.set_xlabel("")
     g.set_ylabels("speed-up vs eager (same run)")
     note = df["note"].iloc[0] if "note" in df and isinstance(df["note"].iloc[0], str) else ""
-    g.figure.suptitle(f"{title}: median of {int(df['repeats'].iloc[0])} repeats" + (f" ({note})" if note else ""),
-                      fontsize=9)
+    g.figure.suptitle(
+        f"{title}: median of {int(df['repeats'].iloc[0])} repeats" + (f" ({note})" if note else ""), fontsize=9
+    )
     g.figure.tight_layout()
     g.figure.savefig(path, dpi=110, format="png")
     plt.close(g.figure)

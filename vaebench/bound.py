@@ -35,7 +35,7 @@ from vaebench.families.latent import ESTIMATORS, has_closed_form_kl, latent_kl
 
 
 class Bound(NamedTuple):
-    value: torch.Tensor      # (B,) the estimate of the bound per datapoint
+    value: torch.Tensor  # (B,) the estimate of the bound per datapoint
     surrogate: torch.Tensor  # (B,) its gradient is the estimator's gradient
 
 
@@ -46,12 +46,14 @@ def _draw_eps(mu: torch.Tensor, L: int, generator) -> torch.Tensor:
 def _sample_z(mu, logvar, eps):
     """z = mu + exp(logvar/2) * eps for L draws at once: (L, B, nz)."""
     L, B, nz = eps.shape
-    z = ops.reparameterize(mu.expand(L, B, nz).reshape(-1, nz),
-                           logvar.expand(L, B, nz).reshape(-1, nz), eps.reshape(-1, nz))
+    z = ops.reparameterize(
+        mu.expand(L, B, nz).reshape(-1, nz), logvar.expand(L, B, nz).reshape(-1, nz), eps.reshape(-1, nz)
+    )
     return z.reshape(L, B, nz)
 
 
 # ---- the registry path (non-Gaussian posterior or prior) ---------------------------------------
+
 
 def _family_draws(model, x, L, generator, eps, detach=False):
     """(params of q(z|x), z (L, B, N_z)) through the encoder's registry family."""
@@ -88,6 +90,7 @@ _FAMILY_TABLE = {"A": _family_a, "B": _family_b, "score": _family_score}
 
 
 # ---- the paper's model: Gaussian posterior, N(0, I) prior, fused ops ---------------------------
+
 
 def sgvb_a(model, x, L=1, generator=None, eps=None) -> Bound:
     mu, logvar = model.encoder(x)
@@ -143,6 +146,7 @@ def bound_estimator(model) -> str:
 
 # ---- the bound of a data set, and when to evaluate it ---------------------------------------
 
+
 def eval_schedule(budget: int, batch_size: int, per_decade: int = 4, first: int = 10_000) -> list[int]:
     """Log-spaced evaluation points (in samples) from ``first`` to ``budget``, ``per_decade``
     per decade, each rounded to whole minibatches, and always the budget itself."""
@@ -159,12 +163,13 @@ def eval_schedule(budget: int, batch_size: int, per_decade: int = 4, first: int 
 
 
 @torch.no_grad()
-def average_lower_bound(model, data: torch.Tensor, *, generator: torch.Generator | None = None,
-                        L: int = 1, chunk: int = 10_000) -> float:
+def average_lower_bound(
+    model, data: torch.Tensor, *, generator: torch.Generator | None = None, L: int = 1, chunk: int = 10_000
+) -> float:
     """Mean over the rows of ``data`` of the SGVB-B estimate of the bound (analytic KL, L draws);
     SGVB A for a posterior/prior pair without a closed-form KL (bound_estimator)."""
     total = 0.0
     for start in range(0, data.shape[0], chunk):
-        x = data[start:start + chunk]
+        x = data[start : start + chunk]
         total += float(estimate(model, x, bound_estimator(model), L, generator).value.double().sum())
     return total / data.shape[0]

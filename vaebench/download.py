@@ -2,9 +2,10 @@
 
 ``pooch.retrieve`` streams the file into a temporary file in the cache folder and moves it into
 place; the caller's ``verify`` then decodes it and checks the SHA-256 of the decoded array, and a
-file that fails is removed. (No file digest is given to pooch: MNIST mirrors may compress the IDX
-files differently, and the recorded Frey Face file digest is that of a rewritten copy.) A failed download (HTTP error, refused connection, timeout, truncated body,
-bytes that fail verification) leaves nothing behind and raises one ``DataError`` naming the URL.
+file that fails is removed. (No file digest is given to pooch: MNIST mirrors may compress the
+IDX files differently, and the recorded Frey Face file digest is that of a rewritten copy.) A
+failed download (HTTP error, refused connection, timeout, truncated body, bytes that fail
+verification) leaves nothing behind and raises one ``DataError`` naming the URL.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import pooch
 import requests
@@ -53,8 +55,7 @@ def _quiet_pooch():
         logger.setLevel(level)
 
 
-def download_file(url: str, dest: str | Path, verify: Callable[[Path, str], T],
-                  timeout: float = DOWNLOAD_TIMEOUT) -> T:
+def download_file(url: str, dest: str | Path, verify: Callable[[Path, str], T], timeout: float = DOWNLOAD_TIMEOUT) -> T:
     """Download ``url`` to the absent file ``dest`` and return ``verify(dest, url)``.
 
     ``verify`` raises DataError for bad bytes and returns what it decoded. On any failure neither
@@ -63,12 +64,19 @@ def download_file(url: str, dest: str | Path, verify: Callable[[Path, str], T],
     dest = Path(dest)
     downloader = None  # ftp://, sftp://, doi: pooch picks the downloader
     if url.startswith(("http://", "https://")):
-        downloader = pooch.HTTPDownloader(progressbar=sys.stderr.isatty(), timeout=timeout,
-                                          headers={"User-Agent": USER_AGENT})
+        downloader = pooch.HTTPDownloader(
+            progressbar=sys.stderr.isatty(), timeout=timeout, headers={"User-Agent": USER_AGENT}
+        )
     try:
         with _quiet_pooch():
-            pooch.retrieve(url, known_hash=None, fname=dest.name, path=dest.parent,
-                           downloader=downloader, progressbar=sys.stderr.isatty())
+            pooch.retrieve(
+                url,
+                known_hash=None,
+                fname=dest.name,
+                path=dest.parent,
+                downloader=downloader,
+                progressbar=sys.stderr.isatty(),
+            )
         os.chmod(dest, _file_mode())  # the temporary file was made 0600
         return verify(dest, url)
     except BaseException as exc:

@@ -13,11 +13,12 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _file_mode() -> int:
     """0666 less the process's umask (read once: os.umask can only be read by setting it)."""
     mask = os.umask(0)

@@ -1,7 +1,7 @@
 """The Gaussian log-density, written once (every module that needs it imports it from here):
 
-    log N(x; m, diag(exp(lv))) = -1/2 sum_i (log 2 pi + lv_i + (x_i - m_i)^2 exp(-lv_i))
-    log N(z; 0, I)             = -1/2 (sum_i z_i^2 + D log 2 pi)
+log N(x; m, diag(exp(lv))) = -1/2 sum_i (log 2 pi + lv_i + (x_i - m_i)^2 exp(-lv_i))
+log N(z; 0, I)             = -1/2 (sum_i z_i^2 + D log 2 pi)
 """
 
 from __future__ import annotations

@@ -39,8 +39,15 @@ class HMCState:
         return cls(z.detach(), lp, g)
 
 
-def hmc_transition(log_joint, x, state: HMCState, step_size: torch.Tensor, n_leapfrog: int,
-                   generator: torch.Generator | None = None, jitter: float = STEP_JITTER):
+def hmc_transition(
+    log_joint,
+    x,
+    state: HMCState,
+    step_size: torch.Tensor,
+    n_leapfrog: int,
+    generator: torch.Generator | None = None,
+    jitter: float = STEP_JITTER,
+):
     """One HMC move of every chain: momentum ~ N(0, I), ``n_leapfrog`` leapfrog steps of size
     ``step_size`` (one per chain, shape z.shape[:-1]), Metropolis accept/reject.
 

@@ -21,14 +21,14 @@ through the registry. Densities and KLs of the registry path are computed in flo
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 
 from vaebench import ops
 from vaebench.families import FamilyError
-from vaebench.gaussian import log_normal, log_standard_normal
 from vaebench.families.latent import LatentFamily, LatentPrior, check_latent
+from vaebench.gaussian import log_normal, log_standard_normal
+
 
 def log_diag_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log N(z; mu, diag(exp(logvar))), summed over the last dimension."""
@@ -66,7 +66,9 @@ class FamilyEncoder(nn.Module):
         super().__init__()
         self.latent = LatentFamily(posterior, "posterior")
         self.hidden = nn.Linear(x_dim, hidden)
-        self.param_head = nn.Linear(hidden, len(self.latent.learned) * nz)  # not "head": Gaussian checkpoints do not load
+        self.param_head = nn.Linear(
+            hidden, len(self.latent.learned) * nz
+        )  # not "head": Gaussian checkpoints do not load
         self.nz = nz
 
     def forward(self, x) -> dict:
@@ -140,16 +142,23 @@ class GaussianDecoder(nn.Module):
 class VAE(nn.Module):
     """Encoder q(z|x), decoder p(x|z) and prior p(z) (paper: N(0, I); else a LatentPrior)."""
 
-    def __init__(self, encoder: GaussianEncoder | FamilyEncoder | None, decoder: nn.Module, nz: int,
-                 prior: str | LatentPrior = "gaussian"):
+    def __init__(
+        self,
+        encoder: GaussianEncoder | FamilyEncoder | None,
+        decoder: nn.Module,
+        nz: int,
+        prior: str | LatentPrior = "gaussian",
+    ):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.nz = nz
         self.latent_prior = prior if isinstance(prior, LatentPrior) else LatentPrior(prior)
         if self.latent_prior.name != "gaussian" and isinstance(encoder, GaussianEncoder):
-            raise FamilyError(f"prior {self.latent_prior.name!r} needs the registry path: "
-                              f"use FamilyEncoder(..., 'gaussian') (build_model does)")
+            raise FamilyError(
+                f"prior {self.latent_prior.name!r} needs the registry path: "
+                f"use FamilyEncoder(..., 'gaussian') (build_model does)"
+            )
 
     @property
     def uses_families(self) -> bool:
@@ -176,9 +185,18 @@ def init_normal_(module: nn.Module, std: float, generator: torch.Generator | Non
             p.normal_(0.0, std, generator=generator)
 
 
-def build_model(x_dim: int, nz: int, hidden: int, likelihood: str, *, encoder: bool = True,
-                init_std: float = 0.01, generator: torch.Generator | None = None,
-                posterior: str = "gaussian", prior: str = "gaussian") -> VAE:
+def build_model(
+    x_dim: int,
+    nz: int,
+    hidden: int,
+    likelihood: str,
+    *,
+    encoder: bool = True,
+    init_std: float = 0.01,
+    generator: torch.Generator | None = None,
+    posterior: str = "gaussian",
+    prior: str = "gaussian",
+) -> VAE:
     """The paper's VAE for data of dimension x_dim, parameters drawn from N(0, init_std^2);
     ``posterior`` and ``prior`` name the latent families (the paper's: gaussian, gaussian).
     Every posterior has two heads of N_z, so a seed gives every family the same initial draw."""

@@ -83,6 +83,7 @@ def clamp_logvar(logvar: torch.Tensor) -> torch.Tensor:
 
 # ---- eager reference -------------------------------------------------------
 
+
 def reparameterize_eager(mu, logvar, eps):
     return mu + torch.exp(0.5 * clamp_logvar(logvar)) * eps
 
@@ -164,8 +165,9 @@ def _resolve(op: str, backend: str, compiling: bool = False):
         else:
             import triton  # noqa: F401
     except ImportError:
-        raise InputError(f"backend {backend!r} needs {lib}, which is not installed; "
-                         "install it with: pip install 'vaebench[kernels]'") from None
+        raise InputError(
+            f"backend {backend!r} needs {lib}, which is not installed; install it with: pip install 'vaebench[kernels]'"
+        ) from None
     return functools.partial(_kernel(op), backend=backend)
 
 

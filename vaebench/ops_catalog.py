@@ -11,8 +11,23 @@ import torch
 from vaebench.ops import BACKENDS, LOGVAR_MAX, LOGVAR_MIN, OPS
 from vaebench_kernels._backend import triton_interpreted
 
-__all__ = ["BACKENDS", "OPS", "INPUTS", "TENSOR_OPS", "LATENT_OPS", "DATA_OPS", "SIZES", "GPU_SIZES",
-           "TEST_SHAPES", "BASES", "DEFAULT_BASE", "available_backends", "sizes", "make_inputs", "draw_base"]
+__all__ = [
+    "BACKENDS",
+    "OPS",
+    "INPUTS",
+    "TENSOR_OPS",
+    "LATENT_OPS",
+    "DATA_OPS",
+    "SIZES",
+    "GPU_SIZES",
+    "TEST_SHAPES",
+    "BASES",
+    "DEFAULT_BASE",
+    "available_backends",
+    "sizes",
+    "make_inputs",
+    "draw_base",
+]
 
 # each op's tensor inputs (in call order) and those that get a gradient; the one op left out,
 # reparameterize_seeded(mu, logvar, seed), has tests of its own and is not timed
@@ -26,7 +41,7 @@ INPUTS = {
 }
 TENSOR_OPS = tuple(INPUTS)
 LATENT_OPS = ("reparameterize", "gaussian_kl", "encoder_head", "location_scale_rsample")  # B x N_z
-DATA_OPS = ("bernoulli_log_likelihood", "gaussian_log_likelihood")    # B x D of the data
+DATA_OPS = ("bernoulli_log_likelihood", "gaussian_log_likelihood")  # B x D of the data
 # timed sizes (B, D): the paper's minibatch and an evaluation batch; on a GPU one large size more
 SIZES = {"latent": ((100, 20), (10000, 20)), "data": ((100, 784), (10000, 784))}
 GPU_SIZES = {"latent": ((1_000_000, 20),), "data": ((100_000, 784),)}
@@ -50,7 +65,8 @@ def available_backends(device="cpu", *, interpreted: bool = True) -> tuple[str, 
     if kind == "cpu" and importlib.util.find_spec("numba") is not None:
         out.append("numba")
     if importlib.util.find_spec("triton") is not None and (
-            kind == "cuda" or (kind == "cpu" and interpreted and triton_interpreted())):
+        kind == "cuda" or (kind == "cpu" and interpreted and triton_interpreted())
+    ):
         out.append("triton")
     return tuple(b for b in BACKENDS if b in out)
 
@@ -92,8 +108,17 @@ def draw_base(base: str, shape, generator: torch.Generator, dtype=torch.float32,
     raise ValueError(f"unknown base {base!r}; choose one of {', '.join(BASES)}")
 
 
-def make_inputs(op: str, shape, dtype=torch.float32, device="cpu", *, seed: int = 0, special: bool = False,
-                requires_grad: bool = False, base: str = DEFAULT_BASE) -> dict[str, torch.Tensor]:
+def make_inputs(
+    op: str,
+    shape,
+    dtype=torch.float32,
+    device="cpu",
+    *,
+    seed: int = 0,
+    special: bool = False,
+    requires_grad: bool = False,
+    base: str = DEFAULT_BASE,
+) -> dict[str, torch.Tensor]:
     """``op``'s inputs by name, drawn from ``seed``: mu, eps ~ N(0, 1); logvar ~ N(0, 4);
     logits ~ N(0, 16) with Bernoulli(0.3) targets; the Gaussian likelihood's mean and x
     ~ U(0, 1) and logvar ~ N(0, 1); location_scale_rsample's loc ~ N(0, 1), raw_scale ~ N(0, 4)
@@ -132,4 +157,4 @@ def _edges(lv: torch.Tensor) -> None:
     flat = lv.view(-1)
     vals = [LOGVAR_MIN, LOGVAR_MAX, LOGVAR_MIN - 5, LOGVAR_MAX + 5, 0.0, 1e-7]
     for i, v in enumerate(vals):
-        flat[i::len(vals) * 2] = v
+        flat[i :: len(vals) * 2] = v

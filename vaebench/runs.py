@@ -26,8 +26,8 @@ import shutil
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from vaebench.config import RunConfig
 from vaebench.errors import RunLocked, VaebenchError
@@ -35,14 +35,49 @@ from vaebench.fileio import atomic_path, atomic_torch_save, atomic_write_csv, at
 
 SCHEMA_VERSION = 1  # run.json written before the field existed reads as version 1
 RUN_JSON, METRICS_CSV, CHECKPOINT, LR_TRIAL, SNAPSHOTS, LOCK = (
-    "run.json", "metrics.csv", "checkpoint.pt", "lr_trial.pt", "snapshots", ".lock")
+    "run.json",
+    "metrics.csv",
+    "checkpoint.pt",
+    "lr_trial.pt",
+    "snapshots",
+    ".lock",
+)
 RUN_FILES = (RUN_JSON, METRICS_CSV, CHECKPOINT, LR_TRIAL, SNAPSHOTS)
-METRIC_COLUMNS = ("dataset", "algorithm", "estimator", "nz", "hidden", "seed", "samples_seen",
-                  "split", "lower_bound", "wall_s")
+METRIC_COLUMNS = (
+    "dataset",
+    "algorithm",
+    "estimator",
+    "nz",
+    "hidden",
+    "seed",
+    "samples_seen",
+    "split",
+    "lower_bound",
+    "wall_s",
+)
 MARGINAL_METHODS = ("hmc", "importance")
-MARGINAL_COLUMNS = ("run", "dataset", "algorithm", "n_train", "nz", "hidden", "samples_seen", "split", "method",
-                    "n_points", "marginal_log_likelihood", "stderr", "samples_per_point", "leapfrog", "burn_in",
-                    "thin", "k", "seed", "mean_accept", "wall_s")
+MARGINAL_COLUMNS = (
+    "run",
+    "dataset",
+    "algorithm",
+    "n_train",
+    "nz",
+    "hidden",
+    "samples_seen",
+    "split",
+    "method",
+    "n_points",
+    "marginal_log_likelihood",
+    "stderr",
+    "samples_per_point",
+    "leapfrog",
+    "burn_in",
+    "thin",
+    "k",
+    "seed",
+    "mean_accept",
+    "wall_s",
+)
 # the columns that identify an estimate (a stored row is reused only if they all match);
 # n_points is the number of points actually used, so a split smaller than asked keys one row
 MARGINAL_SETTING_KEYS = ("method", "n_points", "samples_per_point", "leapfrog", "burn_in", "thin", "k", "seed")
@@ -112,7 +147,9 @@ class RunFolder:
         except (ValueError, UnicodeDecodeError) as exc:
             raise VaebenchError(f"{path} is not valid JSON ({exc})") from None
         if not isinstance(info, dict):
-            raise VaebenchError(f"{path} is not a vaebench run.json (a JSON object expected, got {type(info).__name__})")
+            raise VaebenchError(
+                f"{path} is not a vaebench run.json (a JSON object expected, got {type(info).__name__})"
+            )
         version = info.get("schema_version", 1)
         if version != SCHEMA_VERSION:
             raise VaebenchError(f"{path} has schema_version {version!r}; this vaebench reads {SCHEMA_VERSION}")
@@ -158,8 +195,13 @@ class RunFolder:
     def load_checkpoint(self, map_location="cpu") -> dict:
         """checkpoint.pt, checked: readable, written by vaebench (trainer and meta)."""
         state = _load_torch(self.checkpoint_path, map_location)
-        if not (isinstance(state, dict) and isinstance(state.get("trainer"), dict) and "meta" in state
-                and "samples_seen" in state["trainer"] and "model" in state["trainer"]):
+        if not (
+            isinstance(state, dict)
+            and isinstance(state.get("trainer"), dict)
+            and "meta" in state
+            and "samples_seen" in state["trainer"]
+            and "model" in state["trainer"]
+        ):
             raise VaebenchError(f"{self.checkpoint_path} is not a vaebench checkpoint (no trainer state)")
         return state
 
@@ -178,8 +220,11 @@ class RunFolder:
 
     def snapshots(self) -> list[tuple[int, Path]]:
         """(samples_seen, file) of every snapshot, in order."""
-        found = [(int(m.group(1)), p) for p in (self.path / SNAPSHOTS).glob("params_*.pt")
-                 if (m := _SNAPSHOT_RE.search(p.name))]
+        found = [
+            (int(m.group(1)), p)
+            for p in (self.path / SNAPSHOTS).glob("params_*.pt")
+            if (m := _SNAPSHOT_RE.search(p.name))
+        ]
         return sorted(found)
 
     def parameters(self, snapshot: str = "last", min_samples: float = 0) -> list[tuple[int, Path, str]]:
@@ -190,8 +235,11 @@ class RunFolder:
             if found:
                 return [(s, p, "snapshot") for s, p in found if s >= min_samples]
         if not self.has_checkpoint():
-            raise VaebenchError(f"{self.path} has no {CHECKPOINT}" + (" and no snapshots" if snapshot == "all" else "")
-                                + " (the committed results carry no parameters: train the run again)")
+            raise VaebenchError(
+                f"{self.path} has no {CHECKPOINT}"
+                + (" and no snapshots" if snapshot == "all" else "")
+                + " (the committed results carry no parameters: train the run again)"
+            )
         return [(int(self.load_checkpoint()["trainer"]["samples_seen"]), self.checkpoint_path, "checkpoint")]
 
     def load_parameters(self, path: Path, kind: str) -> dict:
@@ -233,8 +281,12 @@ class RunFolder:
             cfg = cfg.check()
         except VaebenchError:
             return False
-        return (info is not None and info.get("status") == "finished" and stored.identity() == cfg.identity()
-                and stored.samples >= cfg.samples)
+        return (
+            info is not None
+            and info.get("status") == "finished"
+            and stored.identity() == cfg.identity()
+            and stored.samples >= cfg.samples
+        )
 
     @contextlib.contextmanager
     def lock(self, what: str = "a vaebench process") -> Iterator[None]:
@@ -293,11 +345,15 @@ def list_runs(root) -> list[RunFolder]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return [RunFolder(p) for p in sorted(root.iterdir())
-            if p.is_dir() and ((p / RUN_JSON).is_file() or (p / METRICS_CSV).is_file())]
+    return [
+        RunFolder(p)
+        for p in sorted(root.iterdir())
+        if p.is_dir() and ((p / RUN_JSON).is_file() or (p / METRICS_CSV).is_file())
+    ]
 
 
 # ---- the lock -----------------------------------------------------------------------------
+
 
 def _pid_alive(pid: int) -> bool:
     try:
@@ -335,9 +391,11 @@ def lock_folder(folder, what: str = "a vaebench process") -> Iterator[None]:
                     owner = json.loads(path.read_text())
                 except (OSError, ValueError):
                     owner = {"pid": "?", "host": "?"}
-            raise RunLocked(f"{folder} is in use by {owner.get('what', 'another process')} (PID {owner.get('pid')} on "
-                            f"{owner.get('host')}, since {owner.get('since', '?')}); wait for it, or delete {path} "
-                            "if that process is gone") from None
+            raise RunLocked(
+                f"{folder} is in use by {owner.get('what', 'another process')} (PID {owner.get('pid')} on "
+                f"{owner.get('host')}, since {owner.get('since', '?')}); wait for it, or delete {path} "
+                "if that process is gone"
+            ) from None
         with os.fdopen(fd, "w") as f:
             json.dump(me, f)
         break
@@ -354,6 +412,7 @@ def lock_folder(folder, what: str = "a vaebench process") -> Iterator[None]:
 
 
 # ---- helpers ------------------------------------------------------------------------------
+
 
 def _require_columns(path: Path, have, need) -> None:
     missing = [c for c in need if c not in set(have)]
@@ -376,10 +435,21 @@ def _load_torch(path: Path, map_location):
         raise
     except FileNotFoundError:
         raise VaebenchError(f"{path} does not exist") from None
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError,
-            AttributeError, ImportError, TypeError) as exc:
-        raise VaebenchError(f"{path} is truncated or not a torch file ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0][:120] if str(exc) else 'unreadable'})") from None
+    except (
+        RuntimeError,
+        EOFError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        AttributeError,
+        ImportError,
+        TypeError,
+    ) as exc:
+        raise VaebenchError(
+            f"{path} is truncated or not a torch file ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:120] if str(exc) else 'unreadable'})"
+        ) from None
 
 
 # ---- seeds in run folders' names ----------------------------------------------------------------
@@ -394,8 +464,11 @@ def with_seeds(runs: list[tuple[RunConfig, Path]], seeds: list[int] | None) -> l
         return runs
     if len(seeds) == 1:
         return [(dataclasses.replace(cfg, seed=seeds[0]), out) for cfg, out in runs]
-    return [(dataclasses.replace(cfg, seed=seed), out.with_name(f"{out.name}_seed{seed}"))
-            for cfg, out in runs for seed in seeds]
+    return [
+        (dataclasses.replace(cfg, seed=seed), out.with_name(f"{out.name}_seed{seed}"))
+        for cfg, out in runs
+        for seed in seeds
+    ]
 
 
 def split_seed(name: str) -> tuple[str, int | None]:
@@ -404,6 +477,18 @@ def split_seed(name: str) -> tuple[str, int | None]:
     return (m.group(1), int(m.group(2))) if m else (name, None)
 
 
-__all__ = ["RunFolder", "list_runs", "lock_folder", "check_out_path", "atomic_path", "SCHEMA_VERSION",
-           "METRIC_COLUMNS", "MARGINAL_COLUMNS", "MARGINAL_SETTING_KEYS", "MARGINAL_METHODS", "RUN_FILES",
-           "with_seeds", "split_seed"]
+__all__ = [
+    "RunFolder",
+    "list_runs",
+    "lock_folder",
+    "check_out_path",
+    "atomic_path",
+    "SCHEMA_VERSION",
+    "METRIC_COLUMNS",
+    "MARGINAL_COLUMNS",
+    "MARGINAL_SETTING_KEYS",
+    "MARGINAL_METHODS",
+    "RUN_FILES",
+    "with_seeds",
+    "split_seed",
+]

@@ -10,9 +10,9 @@ before its first checkpoint.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,18 +21,20 @@ from tqdm.auto import tqdm
 
 from vaebench import ops
 from vaebench.algorithms import algorithm_class
+from vaebench.bound import average_lower_bound, eval_schedule
 from vaebench.config import PAPER_STEP_SIZES, RunConfig, default_lr, load_toml
 from vaebench.data import Dataset, load_dataset
 from vaebench.devices import check_device
 from vaebench.errors import TrainingDiverged, VaebenchError
-from vaebench.bound import average_lower_bound, eval_schedule
 from vaebench.models import build_model
 from vaebench.provenance import environment
 from vaebench.runs import RunFolder, check_out_path
 
-TRAIN_EVAL_NOTE = ("train and test values are the SGVB-B estimate (analytic KL, L = 1, fixed evaluation "
-                   "seed) of the average lower bound per datapoint over the whole split, computed with "
-                   "the parameters at that point (not a running average of training minibatches)")
+TRAIN_EVAL_NOTE = (
+    "train and test values are the SGVB-B estimate (analytic KL, L = 1, fixed evaluation "
+    "seed) of the average lower bound per datapoint over the whole split, computed with "
+    "the parameters at that point (not a running average of training minibatches)"
+)
 
 
 class MinibatchStream:
@@ -48,7 +50,7 @@ class MinibatchStream:
     def next_indices(self) -> torch.Tensor:
         if self.pos + self.m > self.n:
             self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
-        idx = self.perm[self.pos:self.pos + self.m]
+        idx = self.perm[self.pos : self.pos + self.m]
         self.pos += self.m
         return idx
 
@@ -86,14 +88,30 @@ class Trainer:
         if cfg.theta == "vb":  # q(theta) over the decoder (appendix F): vaebench.algorithms.full_vb
             from vaebench.algorithms.full_vb import build_vb
 
-            self.model, self.algorithm = build_vb(cfg, self.data.x_dim, self.data.likelihood, lr=self.lr,
-                                                  n_train=self.train_x.shape[0], generator=init_gen, device=device)
+            self.model, self.algorithm = build_vb(
+                cfg,
+                self.data.x_dim,
+                self.data.likelihood,
+                lr=self.lr,
+                n_train=self.train_x.shape[0],
+                generator=init_gen,
+                device=device,
+            )
         else:
-            self.model = build_model(self.data.x_dim, cfg.nz, cfg.hidden_units, self.data.likelihood,
-                                     encoder=cls.needs_encoder, init_std=cfg.init_std, generator=init_gen,
-                                     posterior=cfg.posterior, prior=cfg.latent_prior).to(device)
-            self.algorithm = cls(self.model, lr=self.lr, n_train=self.train_x.shape[0], prior=cfg.prior,
-                                 **algorithm_kwargs(cfg))
+            self.model = build_model(
+                self.data.x_dim,
+                cfg.nz,
+                cfg.hidden_units,
+                self.data.likelihood,
+                encoder=cls.needs_encoder,
+                init_std=cfg.init_std,
+                generator=init_gen,
+                posterior=cfg.posterior,
+                prior=cfg.latent_prior,
+            ).to(device)
+            self.algorithm = cls(
+                self.model, lr=self.lr, n_train=self.train_x.shape[0], prior=cfg.prior, **algorithm_kwargs(cfg)
+            )
         self.data_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
         self.stream = MinibatchStream(self.train_x.shape[0], cfg.batch_size, self.data_gen)
@@ -118,14 +136,20 @@ class Trainer:
         out = {}
         for split, x in (("train", self.train_x), ("test", self.test_x)):
             gen = torch.Generator(device=self.device).manual_seed(
-                (self.cfg.seed * 1_000_003 + self.samples_seen) % (2**63 - 1))
+                (self.cfg.seed * 1_000_003 + self.samples_seen) % (2**63 - 1)
+            )
             out[split] = average_lower_bound(self.model, x, generator=gen)
         return out
 
     def state_dict(self):
-        return {"model": self.model.state_dict(), "algorithm": self.algorithm.state_dict(),
-                "data_gen": self.data_gen.get_state(), "noise_gen": self.noise_gen.get_state(),
-                "stream": self.stream.state_dict(), "samples_seen": self.samples_seen}
+        return {
+            "model": self.model.state_dict(),
+            "algorithm": self.algorithm.state_dict(),
+            "data_gen": self.data_gen.get_state(),
+            "noise_gen": self.noise_gen.get_state(),
+            "stream": self.stream.state_dict(),
+            "samples_seen": self.samples_seen,
+        }
 
     def load_state_dict(self, state):
         self.model.load_state_dict(state["model"])
@@ -136,8 +160,9 @@ class Trainer:
         self.samples_seen = state["samples_seen"]
 
 
-def choose_step_size(cfg: RunConfig, data: Dataset, folder: RunFolder | None = None,
-                     progress: bool = False) -> tuple[float, dict]:
+def choose_step_size(
+    cfg: RunConfig, data: Dataset, folder: RunFolder | None = None, progress: bool = False
+) -> tuple[float, dict]:
     """The paper's choice: train briefly with each of 0.01, 0.02, 0.1 from the same start and
     keep the one with the best mean training bound over the trial's last quarter.
 
@@ -151,9 +176,11 @@ def choose_step_size(cfg: RunConfig, data: Dataset, folder: RunFolder | None = N
             continue
         trainer = Trainer(cfg, data, lr)
         steps = max(1, cfg.lr_trial_samples // cfg.batch_size)
-        values = [trainer.step() for _ in tqdm(range(steps), desc=f"step-size trial lr={lr}",
-                                                disable=not progress, leave=False)]
-        tail = values[-max(1, steps // 4):]
+        values = [
+            trainer.step()
+            for _ in tqdm(range(steps), desc=f"step-size trial lr={lr}", disable=not progress, leave=False)
+        ]
+        tail = values[-max(1, steps // 4) :]
         score = sum(tail) / len(tail)
         trial[str(lr)] = score if math.isfinite(score) else None
         if folder is not None:
@@ -169,10 +196,13 @@ def _resume_state(folder: RunFolder, cfg: RunConfig) -> dict:
     state = folder.load_checkpoint()
     stored = state["meta"].get("config")
     if stored != cfg.identity():
-        diff = sorted(k for k in set(stored or {}) | set(cfg.identity())
-                      if (stored or {}).get(k) != cfg.identity().get(k))
-        raise VaebenchError(f"{folder.checkpoint_path} belongs to another run (differs in: "
-                            f"{', '.join(diff) or 'everything'}); use a new --out or --overwrite")
+        diff = sorted(
+            k for k in set(stored or {}) | set(cfg.identity()) if (stored or {}).get(k) != cfg.identity().get(k)
+        )
+        raise VaebenchError(
+            f"{folder.checkpoint_path} belongs to another run (differs in: "
+            f"{', '.join(diff) or 'everything'}); use a new --out or --overwrite"
+        )
     seen = state["trainer"]["samples_seen"]
     if cfg.samples < seen:
         raise VaebenchError(f"the run in {folder.path} is already at {seen:,} samples; --samples must be at least that")
@@ -191,21 +221,33 @@ class _Run:
             "config": cfg.to_dict(),
             "lr": lr,
             "lr_choice": "auto: best training bound of a short trial of each of the paper's step sizes"
-                         if cfg.lr == "auto" else "fixed by the config",
+            if cfg.lr == "auto"
+            else "fixed by the config",
             "lr_trial": meta["lr_trial"],
             "train_eval": TRAIN_EVAL_NOTE,
-            "data": {"source": data.source, "checksums": data.checksums, "split": data.split,
-                     "n_train": int(data.train.shape[0]), "n_test": int(data.test.shape[0]),
-                     "binarize": data.binarize},
+            "data": {
+                "source": data.source,
+                "checksums": data.checksums,
+                "split": data.split,
+                "n_train": int(data.train.shape[0]),
+                "n_test": int(data.test.shape[0]),
+                "binarize": data.binarize,
+            },
             **environment(cfg.device),
         }
 
     def write_info(self, status: str, **extra) -> None:
         meta = self.meta
-        self.info.update(status=status, samples_seen=self.trainer.samples_seen,
-                         train_wall_s=round(meta["train_wall_s"], 3), eval_wall_s=round(meta["eval_wall_s"], 3),
-                         samples_per_s=round(meta["train_samples_timed"] / meta["train_wall_s"], 1)
-                         if meta["train_wall_s"] else None, **extra)
+        self.info.update(
+            status=status,
+            samples_seen=self.trainer.samples_seen,
+            train_wall_s=round(meta["train_wall_s"], 3),
+            eval_wall_s=round(meta["eval_wall_s"], 3),
+            samples_per_s=round(meta["train_samples_timed"] / meta["train_wall_s"], 1)
+            if meta["train_wall_s"]
+            else None,
+            **extra,
+        )
         self.folder.write_info(self.info)
 
     def save_checkpoint(self) -> None:
@@ -216,8 +258,10 @@ class _Run:
     def diverged(self, what: str) -> TrainingDiverged:
         self.write_info("diverged", diverged_at=self.trainer.samples_seen)
         if self.folder.has_checkpoint():
-            kept = (f"the last good checkpoint ({self.folder.checkpoint_path}, at "
-                    f"{self.meta['checkpoint_samples']:,} samples) is kept")
+            kept = (
+                f"the last good checkpoint ({self.folder.checkpoint_path}, at "
+                f"{self.meta['checkpoint_samples']:,} samples) is kept"
+            )
         else:
             kept = "no checkpoint had been written yet, so there is nothing to resume (run.json records the divergence)"
         return TrainingDiverged(f"{what} at {self.trainer.samples_seen:,} samples; {kept}")
@@ -248,10 +292,20 @@ class _Run:
         meta["eval_wall_s"] += time.perf_counter() - t0
         wall = round(meta["train_wall_s"] + meta["eval_wall_s"], 3)
         for split, value in values.items():
-            meta["rows"].append({"dataset": cfg.dataset, "algorithm": cfg.algorithm, "estimator": cfg.estimator,
-                                 "nz": cfg.nz, "hidden": cfg.hidden_units, "seed": cfg.seed,
-                                 "samples_seen": trainer.samples_seen, "split": split,
-                                 "lower_bound": repr(value), "wall_s": wall})
+            meta["rows"].append(
+                {
+                    "dataset": cfg.dataset,
+                    "algorithm": cfg.algorithm,
+                    "estimator": cfg.estimator,
+                    "nz": cfg.nz,
+                    "hidden": cfg.hidden_units,
+                    "seed": cfg.seed,
+                    "samples_seen": trainer.samples_seen,
+                    "split": split,
+                    "lower_bound": repr(value),
+                    "wall_s": wall,
+                }
+            )
         if values and not all(math.isfinite(v) for v in values.values()):
             raise self.diverged(f"the evaluated bound became {values}")
         if cfg.snapshots:
@@ -282,8 +336,9 @@ def run_config_for(out, given: dict, *, config: str | Path | None = None, resume
             raise VaebenchError(f"cannot resume with different settings: {changes}; use a new --out or --overwrite")
         return RunConfig.from_dict({**stored, **given}).check(flags=given)
     if resume and not given and config is None:
-        raise VaebenchError(f"nothing to resume in {out} (no run.json or checkpoint); "
-                            "pass the run's options or --config to start it")
+        raise VaebenchError(
+            f"nothing to resume in {out} (no run.json or checkpoint); pass the run's options or --config to start it"
+        )
     base = load_toml(config) if config is not None else {}
     merged = {**base, **given}
     merged.setdefault("lr", default_lr(merged.get("algorithm", "aevb")))
@@ -291,8 +346,15 @@ def run_config_for(out, given: dict, *, config: str | Path | None = None, resume
     return RunConfig.from_dict(merged, where=where).check(where, flags=given)
 
 
-def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
-          progress: bool = True, data: Dataset | None = None) -> dict:
+def train(
+    cfg: RunConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    data: Dataset | None = None,
+) -> dict:
     """Train to ``cfg.samples`` samples, writing the run folder ``out``; returns run.json's content.
 
     ``resume``: continue the run's checkpoint if there is one (``cfg.samples`` may extend a
@@ -310,8 +372,9 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, overwrite: b
         trial = folder.load_trial() if resume and state is None else None
         continuing = state is not None or (trial is not None and trial.get("config") == cfg.identity())
         if folder.has_run() and not continuing and not (resume or overwrite):
-            raise VaebenchError(f"{folder.path} already holds a run; pass --resume to continue it "
-                                "or --overwrite to replace it")
+            raise VaebenchError(
+                f"{folder.path} already holds a run; pass --resume to continue it or --overwrite to replace it"
+            )
         if data is None:  # before anything of an old run is touched
             data = load_dataset(cfg.dataset, cfg.data_dir, binarize=cfg.binarize, n_train=cfg.n_train, seed=cfg.seed)
         replacing = folder.replacing() if folder.has_run() and not continuing else contextlib.nullcontext(lambda: None)
@@ -328,20 +391,39 @@ def _train(cfg, folder, data, state, commit, progress) -> dict:
             lr, trial = choose_step_size(cfg, data, folder, progress)
         else:
             lr, trial = float(cfg.lr), None
-        meta = {"config": cfg.identity(), "lr": lr, "lr_trial": trial, "rows": [], "train_wall_s": 0.0,
-                "eval_wall_s": 0.0, "train_samples_timed": 0, "checkpoint_samples": None}
+        meta = {
+            "config": cfg.identity(),
+            "lr": lr,
+            "lr_trial": trial,
+            "rows": [],
+            "train_wall_s": 0.0,
+            "eval_wall_s": 0.0,
+            "train_samples_timed": 0,
+            "checkpoint_samples": None,
+        }
     run = _Run(cfg, folder, data, meta["lr"], meta, commit)
     if state is not None:
         try:
             run.trainer.load_state_dict(state["trainer"])
         except (RuntimeError, KeyError, ValueError) as exc:
-            raise VaebenchError(f"{folder.checkpoint_path} does not fit this run's model "
-                                f"({str(exc).splitlines()[0][:160]})") from None
-    schedule = [s for s in eval_schedule(cfg.samples, cfg.batch_size, cfg.evals_per_decade, cfg.first_eval)
-                if s > run.trainer.samples_seen]
+            raise VaebenchError(
+                f"{folder.checkpoint_path} does not fit this run's model ({str(exc).splitlines()[0][:160]})"
+            ) from None
+    schedule = [
+        s
+        for s in eval_schedule(cfg.samples, cfg.batch_size, cfg.evals_per_decade, cfg.first_eval)
+        if s > run.trainer.samples_seen
+    ]
     run.write_info("running")
-    bar = tqdm(total=cfg.samples, initial=run.trainer.samples_seen, unit="samples", unit_scale=True,
-               disable=not progress, desc=f"{cfg.algorithm} {cfg.dataset} nz={cfg.nz}", dynamic_ncols=True)
+    bar = tqdm(
+        total=cfg.samples,
+        initial=run.trainer.samples_seen,
+        unit="samples",
+        unit_scale=True,
+        disable=not progress,
+        desc=f"{cfg.algorithm} {cfg.dataset} nz={cfg.nz}",
+        dynamic_ncols=True,
+    )
     try:
         for target in schedule:
             run.train_to(target, bar, progress)

@@ -9,8 +9,7 @@ from vaebench.bound import estimate
 class AEVB:
     needs_encoder = True
 
-    def __init__(self, model, *, lr: float, n_train: int, estimator: str = "B", L: int = 1,
-                 prior: bool = True):
+    def __init__(self, model, *, lr: float, n_train: int, estimator: str = "B", L: int = 1, prior: bool = True):
         self.model = model
         self.estimator = estimator
         self.L = L

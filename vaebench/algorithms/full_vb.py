@@ -54,14 +54,13 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from vaebench.gaussian import LOG_2PI
-from vaebench.config import SIGMA_PARAMS, VB_ESTIMATORS, VBOptions
 from vaebench.bound import estimate
+from vaebench.config import SIGMA_PARAMS, VB_ESTIMATORS, VBOptions
+from vaebench.gaussian import LOG_2PI
 from vaebench.models import VAE, build_model
 
-
-
 # ---- q(theta) ------------------------------------------------------------------------------
+
 
 def sigma_of(rho: torch.Tensor, param: str) -> torch.Tensor:
     """sigma from its unconstrained parameter rho: softplus(rho) or exp(rho)."""
@@ -85,16 +84,18 @@ class ThetaPosterior(nn.Module):
     """q(theta) = N(mu, diag(sigma^2)) over the parameters of ``module``: the means are the
     module's own parameters, the scales sigma = s(rho) are held here (one rho per parameter)."""
 
-    def __init__(self, module: nn.Module, sigma_init: float = VBOptions.sigma_init,
-                 sigma_param: str = VBOptions.sigma_param):
+    def __init__(
+        self, module: nn.Module, sigma_init: float = VBOptions.sigma_init, sigma_param: str = VBOptions.sigma_param
+    ):
         super().__init__()
         if sigma_param not in SIGMA_PARAMS:
             raise ValueError(f"sigma_param must be one of {', '.join(SIGMA_PARAMS)}, got {sigma_param!r}")
         self.sigma_param = sigma_param
         self.names = [name for name, _ in module.named_parameters()]
         r = rho_of(float(sigma_init), sigma_param)
-        self.rho = nn.ParameterDict({_key(n): nn.Parameter(torch.full_like(p.detach(), r))
-                                     for n, p in module.named_parameters()})
+        self.rho = nn.ParameterDict(
+            {_key(n): nn.Parameter(torch.full_like(p.detach(), r)) for n, p in module.named_parameters()}
+        )
 
     def sigmas(self) -> dict[str, torch.Tensor]:
         return {n: sigma_of(self.rho[_key(n)], self.sigma_param) for n in self.names}
@@ -106,8 +107,10 @@ class ThetaPosterior(nn.Module):
         """(theta, zeta): theta = mu + sigma * zeta with zeta ~ N(0, I) (or the given zeta)."""
         sig = self.sigmas()
         if zeta is None:
-            zeta = {n: torch.randn(means[n].shape, generator=generator, dtype=means[n].dtype,
-                                   device=means[n].device) for n in self.names}
+            zeta = {
+                n: torch.randn(means[n].shape, generator=generator, dtype=means[n].dtype, device=means[n].device)
+                for n in self.names
+            }
         return {n: means[n] + sig[n] * zeta[n] for n in self.names}, zeta
 
     def kl(self, means: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -125,8 +128,9 @@ class ThetaPosterior(nn.Module):
         """log q(theta) at theta = mu + sigma * zeta, written in zeta (the same function of
         (mu, sigma, zeta), and stable as sigma -> 0): -sum(log sigma + zeta^2 / 2) - n/2 log 2 pi."""
         sig = self.sigmas()
-        return -sum((torch.log(sig[n]) + 0.5 * zeta[n].square()).sum() for n in self.names) \
-            - 0.5 * self.numel() * LOG_2PI
+        return (
+            -sum((torch.log(sig[n]) + 0.5 * zeta[n].square()).sum() for n in self.names) - 0.5 * self.numel() * LOG_2PI
+        )
 
 
 def log_standard_normal_params(params) -> torch.Tensor:
@@ -137,6 +141,7 @@ def log_standard_normal_params(params) -> torch.Tensor:
 
 
 # ---- the model ---------------------------------------------------------------------------------
+
 
 class VBVAE(VAE):
     """The paper's VAE whose decoder parameters are the means mu_theta of q(theta), with
@@ -154,11 +159,12 @@ class VBVAE(VAE):
         """The state dict of the plain VAE at theta = mu_theta (without q_theta)."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith("q_theta.")}
 
-    def bound_at(self, theta: dict, x, estimator: str, L: int, eps) -> "torch.Tensor":
+    def bound_at(self, theta: dict, x, estimator: str, L: int, eps) -> torch.Tensor:
         """The SGVB estimate (A or B) per datapoint with the decoder's parameters set to ``theta``
         (gradients flow into theta, hence into mu and rho, and into the encoder)."""
-        return functional_call(_BoundAt(self), {f"vae.decoder.{n}": t for n, t in theta.items()},
-                               (x, estimator, L, eps))
+        return functional_call(
+            _BoundAt(self), {f"vae.decoder.{n}": t for n, t in theta.items()}, (x, estimator, L, eps)
+        )
 
 
 class _BoundAt(nn.Module):
@@ -173,8 +179,16 @@ class _BoundAt(nn.Module):
         return estimate(self.vae, x, estimator, L, None, eps).surrogate
 
 
-def build_vb_model(x_dim: int, nz: int, hidden: int, likelihood: str, *, init_std: float = 0.01,
-                   generator: torch.Generator | None = None, options: VBOptions = VBOptions()) -> VBVAE:
+def build_vb_model(
+    x_dim: int,
+    nz: int,
+    hidden: int,
+    likelihood: str,
+    *,
+    init_std: float = 0.01,
+    generator: torch.Generator | None = None,
+    options: VBOptions = VBOptions(),
+) -> VBVAE:
     """The paper's VAE (same initial draw as build_model with the same generator) with q(theta)
     over its decoder: mu_theta = the initial decoder parameters, sigma_theta = options.sigma_init."""
     base = build_model(x_dim, nz, hidden, likelihood, encoder=True, init_std=init_std, generator=generator)
@@ -189,10 +203,11 @@ def mean_model(model: VBVAE) -> VAE:
 
 # ---- the objective -----------------------------------------------------------------------------
 
+
 class VBEstimate(NamedTuple):
-    data: torch.Tensor        # (B,) the data term d_i(theta) per datapoint (differentiable)
+    data: torch.Tensor  # (B,) the data term d_i(theta) per datapoint (differentiable)
     theta_term: torch.Tensor  # t(theta): log p(theta) - log q(theta) (F.10) or -KL(q(theta)||p(theta)) (F.12)
-    theta: dict               # the draw of theta
+    theta: dict  # the draw of theta
 
 
 def draw_eps(x: torch.Tensor, nz: int, L: int, generator=None) -> torch.Tensor:
@@ -200,8 +215,9 @@ def draw_eps(x: torch.Tensor, nz: int, L: int, generator=None) -> torch.Tensor:
     return torch.randn((L, x.shape[0], nz), generator=generator, dtype=x.dtype, device=x.device)
 
 
-def vb_estimate(model: VBVAE, x, estimator: str = "B", L: int = 1, generator=None, *, eps=None,
-                zeta=None) -> VBEstimate:
+def vb_estimate(
+    model: VBVAE, x, estimator: str = "B", L: int = 1, generator=None, *, eps=None, zeta=None
+) -> VBEstimate:
     """The appendix F estimate for one minibatch and ONE draw of theta: F.10 (estimator A) or
     F.12 (B). The noise is drawn in the order eps (z's, as AEVB draws it), then zeta (theta's)."""
     if estimator not in VB_ESTIMATORS:
@@ -210,15 +226,26 @@ def vb_estimate(model: VBVAE, x, estimator: str = "B", L: int = 1, generator=Non
     means = model.decoder_means()
     theta, zeta = model.q_theta.sample(means, generator, zeta)
     data = model.bound_at(theta, x, estimator, L, eps)
-    if estimator == "A":   # eq. F.10: log p(theta) - log q(theta), both at the draw
+    if estimator == "A":  # eq. F.10: log p(theta) - log q(theta), both at the draw
         t = log_standard_normal_params(theta.values()) - model.q_theta.log_q(zeta)
-    else:                  # eq. F.12: -KL(q(theta) || p(theta)), analytic
+    else:  # eq. F.12: -KL(q(theta) || p(theta)), analytic
         t = -model.q_theta.kl(means)
     return VBEstimate(data, t, theta)
 
 
-def objective(model, x, *, theta: str, n_train: int, estimator: str = "B", L: int = 1, generator=None,
-              eps=None, zeta=None, kl_weight: float = 1.0) -> torch.Tensor:
+def objective(
+    model,
+    x,
+    *,
+    theta: str,
+    n_train: int,
+    estimator: str = "B",
+    L: int = 1,
+    generator=None,
+    eps=None,
+    zeta=None,
+    kl_weight: float = 1.0,
+) -> torch.Tensor:
     """The training objective per datapoint of one minibatch, for theta = ml, map or vb (with
     the N(0, I) prior's term on the encoder for map and vb, which the paper's optimiser applies
     as weight decay):
@@ -228,8 +255,11 @@ def objective(model, x, *, theta: str, n_train: int, estimator: str = "B", L: in
     """
     if theta == "vb":
         est = vb_estimate(model, x, estimator, L, generator, eps=eps, zeta=zeta)
-        return (est.data.mean() + kl_weight * est.theta_term / n_train
-                + log_standard_normal_params(model.encoder.parameters()) / n_train)
+        return (
+            est.data.mean()
+            + kl_weight * est.theta_term / n_train
+            + log_standard_normal_params(model.encoder.parameters()) / n_train
+        )
     bound = estimate(model, x, estimator, L, generator, eps).surrogate.mean()
     if theta == "ml":
         return bound
@@ -238,6 +268,7 @@ def objective(model, x, *, theta: str, n_train: int, estimator: str = "B", L: in
 
 
 # ---- the algorithm -----------------------------------------------------------------------------
+
 
 class FullVB:
     """AEVB (Algorithm 1) with q(theta) (appendix F): Adagrad ascends the F.10 or F.12 estimate
@@ -249,8 +280,17 @@ class FullVB:
 
     needs_encoder = True
 
-    def __init__(self, model: VBVAE, *, lr: float, n_train: int, estimator: str = "B", L: int = 1,
-                 prior: bool = True, kl_warmup: int = 0):
+    def __init__(
+        self,
+        model: VBVAE,
+        *,
+        lr: float,
+        n_train: int,
+        estimator: str = "B",
+        L: int = 1,
+        prior: bool = True,
+        kl_warmup: int = 0,
+    ):
         if not isinstance(model, VBVAE):
             raise ValueError("full VB needs a model with q(theta) (vaebench.algorithms.full_vb.build_vb_model)")
         if estimator not in VB_ESTIMATORS:
@@ -260,9 +300,10 @@ class FullVB:
         self.model, self.estimator, self.L = model, estimator, int(L)
         self.n_train, self.kl_warmup = int(n_train), int(kl_warmup)
         self.samples = 0  # seen by this algorithm: the warm-up's clock (in the checkpoint)
-        groups = [{"params": list(model.encoder.parameters()), "weight_decay": 1.0 / n_train},
-                  {"params": list(model.decoder.parameters()) + list(model.q_theta.parameters()),
-                   "weight_decay": 0.0}]
+        groups = [
+            {"params": list(model.encoder.parameters()), "weight_decay": 1.0 / n_train},
+            {"params": list(model.decoder.parameters()) + list(model.q_theta.parameters()), "weight_decay": 0.0},
+        ]
         fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
         self.optimizer = torch.optim.Adagrad(groups, lr=lr, fused=fused)
 
@@ -289,15 +330,18 @@ class FullVB:
         self.samples = int(state["samples"])
 
 
-def build_vb(cfg, x_dim: int, likelihood: str, *, lr: float, n_train: int, generator=None,
-             device="cpu") -> tuple[VBVAE, FullVB]:
+def build_vb(
+    cfg, x_dim: int, likelihood: str, *, lr: float, n_train: int, generator=None, device="cpu"
+) -> tuple[VBVAE, FullVB]:
     """The model and algorithm of a theta = "vb" run (vaebench.train.Trainer's for that case)."""
     opts = cfg.algorithm_options
-    model = build_vb_model(x_dim, cfg.nz, cfg.hidden_units, likelihood, init_std=cfg.init_std,
-                           generator=generator, options=opts).to(device)
+    model = build_vb_model(
+        x_dim, cfg.nz, cfg.hidden_units, likelihood, init_std=cfg.init_std, generator=generator, options=opts
+    ).to(device)
     estimator = "B" if cfg.estimator == "auto" else cfg.estimator  # auto: B for the Gaussian q(z|x), p(z)
-    algo = FullVB(model, lr=lr, n_train=n_train, estimator=estimator, L=cfg.L, prior=cfg.prior,
-                  kl_warmup=opts.kl_warmup)
+    algo = FullVB(
+        model, lr=lr, n_train=n_train, estimator=estimator, L=cfg.L, prior=cfg.prior, kl_warmup=opts.kl_warmup
+    )
     return model, algo
 
 

@@ -29,10 +29,20 @@ class MCEM:
     needs_encoder = False
     wants_indices = True
 
-    def __init__(self, model, *, lr: float, n_train: int, prior: bool = True,
-                 leapfrog: int = _DEFAULTS.leapfrog, target_accept: float = _DEFAULTS.target_accept,
-                 updates: int = _DEFAULTS.updates, hmc_moves: int = _DEFAULTS.hmc_moves,
-                 init_step_size: float = _DEFAULTS.init_step_size, adapt_rate: float = _DEFAULTS.adapt_rate):
+    def __init__(
+        self,
+        model,
+        *,
+        lr: float,
+        n_train: int,
+        prior: bool = True,
+        leapfrog: int = _DEFAULTS.leapfrog,
+        target_accept: float = _DEFAULTS.target_accept,
+        updates: int = _DEFAULTS.updates,
+        hmc_moves: int = _DEFAULTS.hmc_moves,
+        init_step_size: float = _DEFAULTS.init_step_size,
+        adapt_rate: float = _DEFAULTS.adapt_rate,
+    ):
         if leapfrog < 1 or updates < 1 or hmc_moves < 1:
             raise ValueError("MCEM needs leapfrog, updates and hmc_moves >= 1")
         self.model = model
@@ -41,22 +51,23 @@ class MCEM:
         self.updates, self.hmc_moves = int(updates), int(hmc_moves)
         self.init_step_size, self.adapt_rate = float(init_step_size), float(adapt_rate)
         self.optimizer = paper_adagrad(model.parameters(), lr, n_train, prior)
-        self.chains: torch.Tensor | None = None     # (n_train, nz): the current z of every datapoint
-        self.log_step: torch.Tensor | None = None   # (n_train,)
+        self.chains: torch.Tensor | None = None  # (n_train, nz): the current z of every datapoint
+        self.log_step: torch.Tensor | None = None  # (n_train,)
         self.last_accept = float("nan")
 
     def _init_chains(self, like: torch.Tensor, generator) -> None:
         nz = self.model.nz
         self.chains = torch.randn((self.n_train, nz), generator=generator, dtype=like.dtype, device=like.device)
-        self.log_step = torch.full((self.n_train,), math.log(self.init_step_size), dtype=like.dtype,
-                                   device=like.device)
+        self.log_step = torch.full((self.n_train,), math.log(self.init_step_size), dtype=like.dtype, device=like.device)
 
     def step(self, x, generator, indices=None) -> float:
         """HMC move(s) of the minibatch's chains, then the weight updates; returns the mean
         log p(x, z) of the minibatch at the acquired sample (before the updates)."""
         if indices is None:
-            raise ValueError("MCEM keeps a chain per datapoint: step(x, generator, indices=...) needs the "
-                             "minibatch's row indices into the training set")
+            raise ValueError(
+                "MCEM keeps a chain per datapoint: step(x, generator, indices=...) needs the "
+                "minibatch's row indices into the training set"
+            )
         if self.chains is None:
             self._init_chains(x, generator)
         idx = indices.to(self.chains.device)

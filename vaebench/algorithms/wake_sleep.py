@@ -32,8 +32,9 @@ class WakeSleep:
     default_lr = DEFAULT_LR
     default_dreams = DEFAULT_DREAMS
 
-    def __init__(self, model, *, lr: float = DEFAULT_LR, n_train: int, dreams: str = DEFAULT_DREAMS,
-                 prior: bool = True):
+    def __init__(
+        self, model, *, lr: float = DEFAULT_LR, n_train: int, dreams: str = DEFAULT_DREAMS, prior: bool = True
+    ):
         if dreams not in ("sample", "mean"):
             raise ValueError(f"dreams must be 'sample' or 'mean', got {dreams!r}")
         if model.encoder is None:
@@ -58,8 +59,7 @@ class WakeSleep:
         """(z, x) ~ p(z) p(x|z): n dreams, x sampled or the decoder's mean (``dreams``)."""
         with torch.no_grad():
             z = torch.randn((n, self.model.nz), generator=generator, dtype=dtype, device=device)
-            x = (self.model.decoder.sample(z, generator) if self.dreams == "sample"
-                 else self.model.decoder.mean(z))
+            x = self.model.decoder.sample(z, generator) if self.dreams == "sample" else self.model.decoder.mean(z)
         return z, x
 
     def sleep_loss(self, n: int, generator, *, dtype=torch.float32, device="cpu"):

@@ -20,7 +20,7 @@ HELP = {
     "restore": "restore corrupted images (inpaint, denoise, superres) with a trained run as the prior",
     "sweep": "train a grid of run settings x seeds from a TOML file, locally or on Ray",
     "families": "list the reparameterizable families (section 2.4), or measure pathwise against "
-                "score-function gradients (--measure)",
+    "score-function gradients (--measure)",
 }
 
 
@@ -36,8 +36,16 @@ def command_modules() -> dict:
     while they import is handled by ``main``)."""
     from vaebench.cli import bench, evaluate, families, infer, reproduce, restore, sweep, train
 
-    return {"train": train, "evaluate": evaluate, "reproduce": reproduce, "sweep": sweep, "infer": infer,
-            "restore": restore, "bench": bench, "families": families}
+    return {
+        "train": train,
+        "evaluate": evaluate,
+        "reproduce": reproduce,
+        "sweep": sweep,
+        "infer": infer,
+        "restore": restore,
+        "bench": bench,
+        "families": families,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,8 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reproduce and benchmark Auto-Encoding Variational Bayes (Kingma & Welling, 2013).",
     )
     parser.add_argument("--version", action="version", version=f"vaebench {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                parser_class=OneLineErrorParser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineErrorParser)
     for name, module in command_modules().items():
         p = sub.add_parser(name, help=HELP[name], description=(module.__doc__ or HELP[name]).strip())
         module.add_arguments(p)

@@ -25,23 +25,41 @@ def _positive_int(text: str) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--measure", action="store_true",
-                   help="measure pathwise vs score-function gradient bias and variance (about a minute)")
-    p.add_argument("--out", type=Path, default=Path("results/families"),
-                   help="with --measure: output folder (default results/families)")
-    p.add_argument("--repeats", type=_positive_int, default=500,
-                   help="with --measure: estimates at L=100 (draws per family: 100x this; default 500)")
+    p.add_argument(
+        "--measure",
+        action="store_true",
+        help="measure pathwise vs score-function gradient bias and variance (about a minute)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/families"),
+        help="with --measure: output folder (default results/families)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=500,
+        help="with --measure: estimates at L=100 (draws per family: 100x this; default 500)",
+    )
     p.add_argument("--seed", type=int, default=0, help="with --measure: random seed (default 0)")
-    p.add_argument("--only", default=None, metavar="NAMES",
-                   help="comma-separated registry names (default: all)")
+    p.add_argument("--only", default=None, metavar="NAMES", help="comma-separated registry names (default: all)")
 
 
 def _table(entries) -> str:
     cols = ("name", "family", "class", "construction", "parameters", "log_prob", "closed-form KL")
-    rows = [(f.name, f.family, f.cls, f.construction, ", ".join(p.short() for p in f.params),
-             "hand-written" if f.log_prob_source.startswith("hand") else f.log_prob_source.split("(")[0].split()[-1],
-             f"{f.kl_source}, to {_params_text(f.prior)}" if f.has_kl else "no")
-            for f in entries]
+    rows = [
+        (
+            f.name,
+            f.family,
+            f.cls,
+            f.construction,
+            ", ".join(p.short() for p in f.params),
+            "hand-written" if f.log_prob_source.startswith("hand") else f.log_prob_source.split("(")[0].split()[-1],
+            f"{f.kl_source}, to {_params_text(f.prior)}" if f.has_kl else "no",
+        )
+        for f in entries
+    ]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
     line = lambda r: "  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
     return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(r) for r in rows])
@@ -60,10 +78,12 @@ def run(args: argparse.Namespace) -> int:
         print(_table(entries))
         n_fam = len({f.family for f in entries})
         encoder = "; ".join(f"{v[2]} -> {v[1]}" for k, v in families.CONSTRAINTS.items() if k != "real")
-        print(f"\n{len(entries)} entries, {n_fam} families. u~U(0,1); gamma(a; u) = P^-1(a, u) and "
-              "chi2_d(u) = 2 gamma(d/2; u):\nthe standard gamma's inverse CDF with its implicit gradient "
-              "(as torch's Gamma.rsample).\nlog_prob: the torch.distributions class, or hand-written. "
-              f"Encoder outputs: real -> identity; {encoder}.")
+        print(
+            f"\n{len(entries)} entries, {n_fam} families. u~U(0,1); gamma(a; u) = P^-1(a, u) and "
+            "chi2_d(u) = 2 gamma(d/2; u):\nthe standard gamma's inverse CDF with its implicit gradient "
+            "(as torch's Gamma.rsample).\nlog_prob: the torch.distributions class, or hand-written. "
+            f"Encoder outputs: real -> identity; {encoder}."
+        )
         return 0
 
     import torch
@@ -73,14 +93,18 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     command = "vaebench families --measure " + " ".join(
         [f"--out {shlex.quote(str(args.out))}", f"--repeats {args.repeats}", f"--seed {args.seed}"]
-        + ([f"--only {shlex.quote(args.only)}"] if only else []))
-    result = run_measurement(args.out, args.repeats, args.seed, only, command,
-                             progress=lambda s: print(s, file=sys.stderr))
+        + ([f"--only {shlex.quote(args.only)}"] if only else [])
+    )
+    result = run_measurement(
+        args.out, args.repeats, args.seed, only, command, progress=lambda s: print(s, file=sys.stderr)
+    )
     s = result["summary"].sort_values("median_log10_ratio", ascending=False)
-    print(s[["entry", "median_log10_ratio", "min_log10_ratio", "max_log10_ratio"]].to_string(
-        index=False, float_format=lambda x: f"{x:.2f}"))
-    print(f"\nwrote {args.out}/gradient_variance.csv, .md, .png and provenance.json "
-          f"({result['wall_s']:.0f} s)")
+    print(
+        s[["entry", "median_log10_ratio", "min_log10_ratio", "max_log10_ratio"]].to_string(
+            index=False, float_format=lambda x: f"{x:.2f}"
+        )
+    )
+    print(f"\nwrote {args.out}/gradient_variance.csv, .md, .png and provenance.json ({result['wall_s']:.0f} s)")
     return 0
 
 

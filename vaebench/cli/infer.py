@@ -24,9 +24,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_count(p, "--k", 2, LIMITS, DEFAULTS, "importance samples per point for the cross-check (default 1000)")
     add_count(p, "--elbo-samples", 2, LIMITS, DEFAULTS, "draws per point for each ELBO (default 100)")
     add_count(p, "--max-steps", 1, LIMITS, DEFAULTS, "cap on the per-point optimisation's steps (default 3000)")
-    add_hmc_options(p, samples_help="hmc: posterior samples per point in each of the estimator's two sets "
-                                    "(default %(default)s)",
-                    leapfrog_help="hmc: leapfrog steps (default %(default)s)")
+    add_hmc_options(
+        p,
+        samples_help="hmc: posterior samples per point in each of the estimator's two sets (default %(default)s)",
+        leapfrog_help="hmc: leapfrog steps (default %(default)s)",
+    )
     p.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     p.add_argument("--out", type=Path, help="folder for the results (default: the run folder)")
     add_trained_run_options(p, progress_help="no summary line")
@@ -36,10 +38,22 @@ def run(args) -> int:
     from vaebench.uses.infer import infer_run
 
     set_threads(args)
-    summary = infer_run(args.run_dir, split=args.split, n_points=args.n_points, k=args.k,
-                        elbo_samples=args.elbo_samples, samples_per_point=args.samples_per_point,
-                        leapfrog=args.leapfrog, burn_in=args.burn_in, thin=args.thin, max_steps=args.max_steps,
-                        seed=args.seed, out=args.out, data_dir=args.data_dir, device=args.device,
-                        progress=args.progress)
+    summary = infer_run(
+        args.run_dir,
+        split=args.split,
+        n_points=args.n_points,
+        k=args.k,
+        elbo_samples=args.elbo_samples,
+        samples_per_point=args.samples_per_point,
+        leapfrog=args.leapfrog,
+        burn_in=args.burn_in,
+        thin=args.thin,
+        max_steps=args.max_steps,
+        seed=args.seed,
+        out=args.out,
+        data_dir=args.data_dir,
+        device=args.device,
+        progress=args.progress,
+    )
     print(f"wrote {', '.join(summary['files'].values())}" + (f" ({summary['note']})" if summary["note"] else ""))
     return 0

@@ -13,6 +13,7 @@ from vaebench.marginal.run import DEFAULTS, LIMITS
 
 def count(minimum: int = 1, maximum: float = 10**12, what: str = "a count"):
     """An argparse type: a whole number in [minimum, maximum], written 1000, 1e3 or 1_000."""
+
     def parse(text: str) -> int:
         try:
             value = float(text.replace("_", ""))
@@ -23,6 +24,7 @@ def count(minimum: int = 1, maximum: float = 10**12, what: str = "a count"):
         if not minimum <= value <= maximum:
             raise argparse.ArgumentTypeError(f"{what} must be in [{minimum:,}, {maximum:,.0f}], got {text}")
         return int(value)
+
     return parse
 
 

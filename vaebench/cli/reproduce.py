@@ -13,8 +13,7 @@ from vaebench.figures.registry import STUDIES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="study", required=True, metavar="STUDY", parser_class=type(p),
-                           help=", ".join(STUDIES))
+    sub = p.add_subparsers(dest="study", required=True, metavar="STUDY", parser_class=type(p), help=", ".join(STUDIES))
     for name, study in STUDIES.items():
         sp = sub.add_parser(name, help=study.description, description=study.description)
         add_study_arguments(sp, study)
@@ -24,6 +23,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     study = args._study
     out = args.out if args.out is not None else default_out(study, args.budget, args.seeds)
-    return reproduce(study, budget=args.budget, config=args.config, out=out, seeds=args.seeds,
-                     options=study_options(args, study), run=run_options(args),
-                     command=command_line(["vaebench", "reproduce", study.cli_name], args, out))
+    return reproduce(
+        study,
+        budget=args.budget,
+        config=args.config,
+        out=out,
+        seeds=args.seeds,
+        options=study_options(args, study),
+        run=run_options(args),
+        command=command_line(["vaebench", "reproduce", study.cli_name], args, out),
+    )

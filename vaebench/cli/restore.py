@@ -26,18 +26,33 @@ from vaebench.uses.samplers import ALL_METHODS
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a trained run folder (run.json, checkpoint.pt)")
     p.add_argument("--task", choices=TASKS, required=True, help="inpaint, denoise or superres")
-    p.add_argument("--mask", help="inpaint: random:F (fraction F missing), top, bottom, left, right (that half "
-                   "missing), square[:S] (a centred S x S square missing) or a .npy file of the image's shape, "
-                   "1 = observed (default bottom)")
+    p.add_argument(
+        "--mask",
+        help="inpaint: random:F (fraction F missing), top, bottom, left, right (that half "
+        "missing), square[:S] (a centred S x S square missing) or a .npy file of the image's shape, "
+        "1 = observed (default bottom)",
+    )
     p.add_argument("--rho", type=finite_float, help="denoise, MNIST: flip probability in (0, 0.5) (default 0.1)")
-    p.add_argument("--noise-std", dest="noise_std", type=finite_float,
-                   help="denoise, Frey Face: noise standard deviation in (0, 1] (default 0.1)")
-    p.add_argument("--k", type=count(1, 1000, "--k"), help="superres: block side, dividing the image's sides "
-                   "(default 2)")
-    p.add_argument("--obs-noise", dest="obs_noise", type=finite_float,
-                   help="superres: standard deviation of the noise on each block mean, in (0, 1] (default 0.02)")
-    p.add_argument("--methods", help=f"comma-separated, from {', '.join(ALL_METHODS)} (default: all but grid, which needs "
-                   "N_z = 2 and is slow; a run without encoder gets no encoder-based method)")
+    p.add_argument(
+        "--noise-std",
+        dest="noise_std",
+        type=finite_float,
+        help="denoise, Frey Face: noise standard deviation in (0, 1] (default 0.1)",
+    )
+    p.add_argument(
+        "--k", type=count(1, 1000, "--k"), help="superres: block side, dividing the image's sides (default 2)"
+    )
+    p.add_argument(
+        "--obs-noise",
+        dest="obs_noise",
+        type=finite_float,
+        help="superres: standard deviation of the noise on each block mean, in (0, 1] (default 0.02)",
+    )
+    p.add_argument(
+        "--methods",
+        help=f"comma-separated, from {', '.join(ALL_METHODS)} (default: all but grid, which needs "
+        "N_z = 2 and is slow; a run without encoder gets no encoder-based method)",
+    )
     p.add_argument("--split", choices=("train", "test"), default="test", help="default test")
     add_count(p, "--n-points", 1, LIMITS, DEFAULTS, "the first N images of the split (default 1000)")
     add_count(p, "--burn-in", 0, LIMITS, DEFAULTS, "samplers: transitions before the kept ones (default 100)")
@@ -53,10 +68,26 @@ def run(args) -> int:
 
     set_threads(args)
     methods = None if args.methods is None else tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    rows = restore_run(args.run_dir, args.task, mask=args.mask, rho=args.rho, noise_std=args.noise_std, k=args.k,
-                       obs_noise=args.obs_noise, split=args.split, n_points=args.n_points, burn_in=args.burn_in,
-                       samples=args.samples, seed=args.seed, methods=methods, grid=args.grid, out=args.out,
-                       data_dir=args.data_dir, device=args.device, progress=args.progress)
+    rows = restore_run(
+        args.run_dir,
+        args.task,
+        mask=args.mask,
+        rho=args.rho,
+        noise_std=args.noise_std,
+        k=args.k,
+        obs_noise=args.obs_noise,
+        split=args.split,
+        n_points=args.n_points,
+        burn_in=args.burn_in,
+        samples=args.samples,
+        seed=args.seed,
+        methods=methods,
+        grid=args.grid,
+        out=args.out,
+        data_dir=args.data_dir,
+        device=args.device,
+        progress=args.progress,
+    )
     where = args.out if args.out is not None else args.run_dir
     names = file_names(rows[0]["setting"])
     print(f"wrote {Path(where) / names['table']}" + (f" and {Path(where) / names['grid']}" if args.grid else ""))

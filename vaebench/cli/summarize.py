@@ -15,9 +15,10 @@ from vaebench.runs import check_out_path, lock_folder
 
 def main(study: Study, argv: list[str] | None = None) -> int:
     """Summarize existing run folders; exit status 2 with one line on a VaebenchError."""
-    p = argparse.ArgumentParser(prog=f"python -m vaebench.figures.{study.name}",
-                                description=f"Summarize existing {study.title} run folders: CSV, figure, table, "
-                                            "provenance.")
+    p = argparse.ArgumentParser(
+        prog=f"python -m vaebench.figures.{study.name}",
+        description=f"Summarize existing {study.title} run folders: CSV, figure, table, provenance.",
+    )
     p.add_argument("out_dir", type=Path, help=f"folder holding {study.run_pattern} run folders")
     p.add_argument("--budget", help="budget label written into the outputs (default: the folder's name)")
     args = p.parse_args(argv)

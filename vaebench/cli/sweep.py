@@ -12,13 +12,22 @@ from vaebench.cli.run_options import add_run_arguments, command_line, run_option
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("sweep", type=Path, metavar="SWEEP.toml",
-                   help="the sweep: name, seeds, [base] and [grid] (see reproductions/sweeps/example.toml)")
+    p.add_argument(
+        "sweep",
+        type=Path,
+        metavar="SWEEP.toml",
+        help="the sweep: name, seeds, [base] and [grid] (see reproductions/sweeps/example.toml)",
+    )
     add_run_arguments(p, out_help="output folder (default runs/sweeps/<the sweep's name>)")
 
 
 def run(args) -> int:
     from vaebench.figures.sweep import run_sweep
 
-    return run_sweep(args.sweep, out=args.out, seeds=args.seeds, run=run_options(args),
-                     command=lambda out: command_line(["vaebench", "sweep", str(args.sweep)], args, out))
+    return run_sweep(
+        args.sweep,
+        out=args.out,
+        seeds=args.seeds,
+        run=run_options(args),
+        command=lambda out: command_line(["vaebench", "sweep", str(args.sweep)], args, out),
+    )

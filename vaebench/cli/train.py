@@ -17,8 +17,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="a TOML file of run options (command-line options win)")
     add_run_options(p)
     p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its checkpoint (or extend it with a larger --samples)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoint (or extend it with a larger --samples)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     add_threads(p)
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -41,7 +44,9 @@ def run(args) -> int:
     info = train(cfg, args.out, resume=args.resume, overwrite=args.overwrite, progress=args.progress)
     final = info.get("final") or {}
     summary = ", ".join(f"{split} {value:.2f}" for split, value in final.items())
-    print(f"finished {cfg.algorithm} on {cfg.dataset} (N_z={cfg.nz}) at {info['samples_seen']:,} samples: "
-          f"lower bound {summary or 'n/a'}; step size {info['lr']}; {info['samples_per_s']} samples/s; "
-          f"results in {args.out}")
+    print(
+        f"finished {cfg.algorithm} on {cfg.dataset} (N_z={cfg.nz}) at {info['samples_seen']:,} samples: "
+        f"lower bound {summary or 'n/a'}; step size {info['lr']}; {info['samples_per_s']} samples/s; "
+        f"results in {args.out}"
+    )
     return 0

@@ -42,11 +42,13 @@ def load_config(study, path: str | Path | None = None) -> Config:
             raise VaebenchError(f"{path}: [budgets.{name}] samples has no value for {', '.join(missing)}")
     for name in conf["algorithms"]:
         if name not in study.algorithms:
-            raise VaebenchError(f"{path}: unknown algorithm [algorithms.{name}]; {study.title} has "
-                                f"{', '.join(study.algorithms)}")
+            raise VaebenchError(
+                f"{path}: unknown algorithm [algorithms.{name}]; {study.title} has {', '.join(study.algorithms)}"
+            )
     if study.settings_table:
         tables = [(study.settings_table, conf.get(study.settings_table, {}))] + [
-            (f"budgets.{b}.{study.settings_table}", v.get(study.settings_table, {})) for b, v in conf["budgets"].items()]
+            (f"budgets.{b}.{study.settings_table}", v.get(study.settings_table, {})) for b, v in conf["budgets"].items()
+        ]
         for where, table in tables:
             unknown = sorted(set(table) - set(study.settings_defaults))
             if unknown:
@@ -72,8 +74,9 @@ def budget_samples(conf: dict, budget: str, dataset: str | None = None) -> int:
     return int(float(samples))
 
 
-def run_config(conf: dict, budget: str, *layers: dict, algorithm: str, overrides: dict | None = None,
-               **keys) -> RunConfig:
+def run_config(
+    conf: dict, budget: str, *layers: dict, algorithm: str, overrides: dict | None = None, **keys
+) -> RunConfig:
     """One run's config, checked; later wins: RunConfig defaults < [defaults] < ``layers`` (the
     study's tables, e.g. [datasets.mnist]) < [algorithms.<algorithm>] < [budgets.<budget>] (its
     run keys; ``samples`` of the run's data set) < ``keys`` < ``overrides`` (None: unset)."""
@@ -83,8 +86,14 @@ def run_config(conf: dict, budget: str, *layers: dict, algorithm: str, overrides
     d = {**conf.get("defaults", {})}
     for layer in layers:
         d.update(layer)
-    d.update({**conf["algorithms"][algorithm], **{k: v for k, v in check_budget(conf, budget).items() if k != own},
-              "algorithm": algorithm, **keys})
+    d.update(
+        {
+            **conf["algorithms"][algorithm],
+            **{k: v for k, v in check_budget(conf, budget).items() if k != own},
+            "algorithm": algorithm,
+            **keys,
+        }
+    )
     if isinstance(d.get("samples"), dict):
         d["samples"] = budget_samples(conf, budget, d.get("dataset", RunConfig.dataset))
     d.update({k: v for k, v in (overrides or {}).items() if v is not None})
@@ -93,10 +102,18 @@ def run_config(conf: dict, budget: str, *layers: dict, algorithm: str, overrides
     return RunConfig.from_dict(d, where=where).check(where)
 
 
-def build_runs(study, conf: dict, budget: str, out: str | Path, overrides: dict | None = None,
-               seeds: list[int] | None = None, **selection) -> list[tuple[RunConfig, Path]]:
+def build_runs(
+    study,
+    conf: dict,
+    budget: str,
+    out: str | Path,
+    overrides: dict | None = None,
+    seeds: list[int] | None = None,
+    **selection,
+) -> list[tuple[RunConfig, Path]]:
     """(config, run folder) of every run of the study at ``budget``: ``<out>/<run name>/``, or
     with several ``seeds`` ``<out>/<run name>_seed<N>/`` for each (one seed: the name as is)."""
     check_budget(conf, budget)
-    return with_seeds([(cfg, Path(out) / name) for cfg, name in study.run_specs(conf, budget, selection, overrides or {})],
-                      seeds)
+    return with_seeds(
+        [(cfg, Path(out) / name) for cfg, name in study.run_specs(conf, budget, selection, overrides or {})], seeds
+    )

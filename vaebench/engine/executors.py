@@ -1,13 +1,14 @@
 """Where runs train: ``local`` (vaebench's own process pool, the default) or ``ray`` (one Ray
 task per run, on an embedded local instance or an existing cluster).
 
-An executor is a context manager (leaving ``with`` stops what it started) whose
-``results(todo, task)`` runs ``task(config dict, run folder, threads)`` (default train_task:
-train the run) on every (config, run folder) of ``todo`` and yields (run folder, its error or
-None) as each ends, and None now and then so that the driver can refresh its display. A task is
-a module-level function (it is pickled by name). After-training work of a study (Full VB's
-estimates) runs through the same executor as the training. Closing that generator early (Ctrl-C on the driver) cancels the runs still going:
-each keeps its last checkpoint (and resumes from it next time), every finished run is whole.
+An executor is a context manager (leaving ``with`` stops what it started) whose ``results(todo,
+task)`` runs ``task(config dict, run folder, threads)`` (default train_task: train the run) on
+every (config, run folder) of ``todo`` and yields (run folder, its error or None) as each ends,
+and None now and then so that the driver can refresh its display. A task is a module-level
+function (it is pickled by name). After-training work of a study (Full VB's estimates) runs
+through the same executor as the training. Closing that generator early (Ctrl-C on the driver)
+cancels the runs still going: each keeps its last checkpoint (and resumes from it next time),
+every finished run is whole.
 
 Ray: each run is a task ``ray.remote(num_cpus=threads, num_gpus=gpus_per_run (--device cuda),
 max_retries=MAX_RETRIES, retry_exceptions=False)`` with as many torch threads as CPUs. A worker
@@ -25,18 +26,18 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
-from typing import Iterator
 
+from vaebench.engine.workers import default_threads, train_task, worker_pool
 from vaebench.errors import VaebenchError
 from vaebench.fileio import atomic_write_bytes
-from vaebench.engine.workers import default_threads, train_task, worker_pool
 
 EXECUTORS = ("local", "ray")
-TICK_S = 1.0          # results() yields None this often while runs go on
-MAX_RETRIES = 3       # ray: a run is tried again this many times after its worker dies
-GPUS_PER_RUN = 0.25   # ray, --device cuda: the share of a GPU each run asks for (4 runs per GPU)
+TICK_S = 1.0  # results() yields None this often while runs go on
+MAX_RETRIES = 3  # ray: a run is tried again this many times after its worker dies
+GPUS_PER_RUN = 0.25  # ray, --device cuda: the share of a GPU each run asks for (4 runs per GPU)
 RAY_MISSING = '--executor ray needs Ray: pip install "vaebench[cluster]"'
 
 
@@ -119,35 +120,52 @@ class Ray(Executor):
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, jobs: int = 1, threads: int = 1, gpus: float = 0.0,
-                 max_retries: int = MAX_RETRIES, task=train_task):
+    def __init__(
+        self,
+        address: str | None = None,
+        jobs: int = 1,
+        threads: int = 1,
+        gpus: float = 0.0,
+        max_retries: int = MAX_RETRIES,
+        task=train_task,
+    ):
         self.ray = require_ray()
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         if self.address and not answers(self.address):  # else ray.init would wait for it forever
-            raise VaebenchError(f"--executor ray: nothing answers at {self.address} (start the cluster with "
-                                "`ray start --head`, or give no --address and no $RAY_ADDRESS for a local instance)")
+            raise VaebenchError(
+                f"--executor ray: nothing answers at {self.address} (start the cluster with "
+                "`ray start --head`, or give no --address and no $RAY_ADDRESS for a local instance)"
+            )
         self.jobs, self.threads, self.gpus, self.max_retries, self.task = jobs, threads, gpus, max_retries, task
         self.started = False
 
     def describe(self) -> str:
         cpus = self.jobs * self.threads
-        where = (f"the Ray cluster at {self.address}" if self.address
-                 else "the Ray instance this process has started" if self.ray.is_initialized()
-                 else f"a local Ray instance of {cpus} CPU{'s' if cpus > 1 else ''}")
+        where = (
+            f"the Ray cluster at {self.address}"
+            if self.address
+            else "the Ray instance this process has started"
+            if self.ray.is_initialized()
+            else f"a local Ray instance of {cpus} CPU{'s' if cpus > 1 else ''}"
+        )
         gpus = f" and {self.gpus:g} GPU" if self.gpus else ""
         return f"Ray tasks on {where}, {self.threads} CPU{'s' if self.threads > 1 else ''}{gpus} each"
 
     def start(self) -> None:
         if self.ray.is_initialized():
             return
-        where = {"address": self.address} if self.address else {"num_cpus": self.jobs * self.threads,
-                                                                   "include_dashboard": False}
+        where = (
+            {"address": self.address}
+            if self.address
+            else {"num_cpus": self.jobs * self.threads, "include_dashboard": False}
+        )
         try:
             self.ray.init(**where, log_to_driver=False, logging_level="warning")
         except Exception as exc:  # noqa: BLE001 -- a bad address, no cluster there, ...
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise VaebenchError(f"--executor ray: cannot start or join Ray"
-                                f"{f' at {self.address}' if self.address else ''}: {first}") from None
+            raise VaebenchError(
+                f"--executor ray: cannot start or join Ray{f' at {self.address}' if self.address else ''}: {first}"
+            ) from None
         self.started = True
 
     def stop(self) -> None:
@@ -161,8 +179,9 @@ class Ray(Executor):
         task = task or self.task
         ray = self.ray
         self.start()
-        remote = ray.remote(run_task).options(num_cpus=self.threads, num_gpus=self.gpus,
-                                              max_retries=self.max_retries, retry_exceptions=False)
+        remote = ray.remote(run_task).options(
+            num_cpus=self.threads, num_gpus=self.gpus, max_retries=self.max_retries, retry_exceptions=False
+        )
         refs = {}
         for cfg, out in todo:
             out = Path(out)
@@ -216,8 +235,11 @@ def run_task(task, cfg_dict: dict, out: str, threads: int) -> dict[str, bytes] |
 def pack_folder(path) -> dict[str, bytes]:
     """Every file of a run folder (relative path: bytes), less the lock and temporary files."""
     root = Path(path)
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.startswith(".")}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 def unpack_folder(path, files: dict[str, bytes]) -> None:
@@ -226,8 +248,15 @@ def unpack_folder(path, files: dict[str, bytes]) -> None:
         atomic_write_bytes(Path(path) / name, data)
 
 
-def make(name: str = "local", *, jobs: int = 1, threads: int | None = None, address: str | None = None,
-         gpus_per_run: float | None = None, device: str | None = "cpu") -> Executor:
+def make(
+    name: str = "local",
+    *,
+    jobs: int = 1,
+    threads: int | None = None,
+    address: str | None = None,
+    gpus_per_run: float | None = None,
+    device: str | None = "cpu",
+) -> Executor:
     """An executor by name, its options checked (nothing is started yet). Local runs check
     ``device`` here; Ray runs take cpu or cuda (the GPU a run gets is Ray's choice)."""
     from vaebench.devices import check_device

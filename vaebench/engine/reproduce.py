@@ -22,9 +22,17 @@ def default_out(study: Study, budget: str, seeds: list[int] | None) -> Path:
     return Path("results") / study.name / (f"{budget}_seeds" if several else budget)
 
 
-def reproduce(study: Study, *, budget: str = "quick", config: str | Path | None = None, out: str | Path | None = None,
-              seeds: list[int] | None = None, options: dict | None = None, run: RunOptions = RunOptions(),
-              command: str | None = None) -> int:
+def reproduce(
+    study: Study,
+    *,
+    budget: str = "quick",
+    config: str | Path | None = None,
+    out: str | Path | None = None,
+    seeds: list[int] | None = None,
+    options: dict | None = None,
+    run: RunOptions = RunOptions(),
+    command: str | None = None,
+) -> int:
     """Reproduce ``study`` at ``budget``: its config (``config``, default the shipped one), its own
     ``options`` (Study.options' values by dest), every run once per seed of ``seeds`` (None: the
     config's), trained as ``run`` says, into ``out`` (default: default_out). ``command`` is what
@@ -38,8 +46,20 @@ def reproduce(study: Study, *, budget: str = "quick", config: str | Path | None 
     out = check_out_path(out if out is not None else default_out(study, budget, seeds))
     runs = build_runs(study, conf, budget, out, run.overrides(), seeds=seeds, **selection)
     settings = {**study.settings(conf, budget), **study.setting_overrides(options)}
-    rep = Reproduction(conf, budget, out, runs, settings, run.jobs, executor.threads, run.device, run.data_dir,
-                       run.progress, command, executor)
+    rep = Reproduction(
+        conf,
+        budget,
+        out,
+        runs,
+        settings,
+        run.jobs,
+        executor.threads,
+        run.device,
+        run.data_dir,
+        run.progress,
+        command,
+        executor,
+    )
     return run_study(study, rep, what=f"vaebench reproduce {study.cli_name}", hook_threads=run.threads)
 
 
@@ -48,9 +68,12 @@ def run_study(study: Study, rep: Reproduction, *, what: str, hook_threads: int |
     ``hook_threads`` torch threads, None: all), summarize, print the table."""
     seeds, executor = sorted({cfg.seed for cfg, _ in rep.runs}), rep.executor
     with executor, lock_folder(rep.out, what):
-        print(f"{study.name}{f', budget {rep.budget}' if rep.budget else ''}: {len(rep.runs)} runs"
-              f"{f' ({len(seeds)} seeds: ' + ', '.join(map(str, seeds)) + ')' if len(seeds) > 1 else ''} into "
-              f"{rep.out}/ ({executor.describe()}){study.announce(rep)}", flush=True)
+        print(
+            f"{study.name}{f', budget {rep.budget}' if rep.budget else ''}: {len(rep.runs)} runs"
+            f"{f' ({len(seeds)} seeds: ' + ', '.join(map(str, seeds)) + ')' if len(seeds) > 1 else ''} into "
+            f"{rep.out}/ ({executor.describe()}){study.announce(rep)}",
+            flush=True,
+        )
         t0 = time.perf_counter()
         try:
             run_many(rep.runs, jobs=rep.jobs, threads=rep.threads, progress=rep.progress, executor=executor)
@@ -60,8 +83,9 @@ def run_study(study: Study, rep: Reproduction, *, what: str, hook_threads: int |
             _summarize_what_exists(study, rep, round(time.perf_counter() - t0, 1))
             raise
         wall = round(time.perf_counter() - t0, 1)
-        paths = summarize(study, rep.out, budget=rep.budget, settings=rep.settings, command=rep.command,
-                          reproduce_wall_s=wall)
+        paths = summarize(
+            study, rep.out, budget=rep.budget, settings=rep.settings, command=rep.command, reproduce_wall_s=wall
+        )
     print(f"done in {wall:.0f} s; " + written(paths))
     print(paths[f"{study.name}_table.md"].read_text(encoding="utf-8").split("### Every budget")[0].rstrip())
     return 0
@@ -72,8 +96,9 @@ def _summarize_what_exists(study: Study, rep: Reproduction, wall: float) -> None
     if not study_folders(study, rep.out):
         return
     try:
-        paths = summarize(study, rep.out, budget=rep.budget, settings=rep.settings, command=rep.command,
-                          reproduce_wall_s=wall)
+        paths = summarize(
+            study, rep.out, budget=rep.budget, settings=rep.settings, command=rep.command, reproduce_wall_s=wall
+        )
         print(f"summarized what exists: {written(paths)}", file=sys.stderr)
     except Exception as exc:  # noqa: BLE001 -- the failure that got us here is what matters
         print(f"could not summarize what exists: {exc}", file=sys.stderr)

@@ -26,6 +26,7 @@ class RunOptions:
     sweep``): ``jobs`` at once with ``threads`` torch threads each (None: the executor's default),
     on ``executor`` (local or ray; ``address`` and ``gpus_per_run`` for Ray), and the run keys set
     for every run (``device``, ``backend``, ``data_dir``)."""
+
     jobs: int = 2
     threads: int | None = None
     device: str = "cpu"
@@ -42,12 +43,23 @@ class RunOptions:
 
     def executor_for(self) -> Executor:
         """The executor, its options checked (nothing started yet)."""
-        return make(self.executor, jobs=self.jobs, threads=self.threads, address=self.address,
-                    gpus_per_run=self.gpus_per_run, device=self.device)
+        return make(
+            self.executor,
+            jobs=self.jobs,
+            threads=self.threads,
+            address=self.address,
+            gpus_per_run=self.gpus_per_run,
+            device=self.device,
+        )
 
 
-def run_many(runs: list[tuple[RunConfig, Path]], jobs: int = 1, threads: int | None = None,
-             progress: bool = True, executor="local") -> list[Path]:
+def run_many(
+    runs: list[tuple[RunConfig, Path]],
+    jobs: int = 1,
+    threads: int | None = None,
+    progress: bool = True,
+    executor="local",
+) -> list[Path]:
     """Train every (config, run folder) not yet finished; returns the run folders.
 
     ``executor``: "local" (``jobs`` processes at a time, each with ``threads`` torch threads,
@@ -62,8 +74,10 @@ def run_many(runs: list[tuple[RunConfig, Path]], jobs: int = 1, threads: int | N
     todo = [(cfg, out) for cfg, out in checked if not RunFolder(out).is_finished(cfg)]
     skipped = len(runs) - len(todo)
     if skipped and progress:
-        print(f"{skipped} of {len(runs)} runs already finished; skipping them "
-              "(pass another --out for a fresh reproduction)")
+        print(
+            f"{skipped} of {len(runs)} runs already finished; skipping them "
+            "(pass another --out for a fresh reproduction)"
+        )
     board = Board([out for _, out in todo], progress)
     failed = {}
     with contextlib.ExitStack() as stack:
@@ -79,8 +93,14 @@ def run_many(runs: list[tuple[RunConfig, Path]], jobs: int = 1, threads: int | N
     return [Path(out) for _, out in runs]
 
 
-def run_each(executor: Executor, todo: list[tuple[RunConfig, Path]], task=None, *, board: Board | None = None,
-             failed: dict | None = None) -> dict:
+def run_each(
+    executor: Executor,
+    todo: list[tuple[RunConfig, Path]],
+    task=None,
+    *,
+    board: Board | None = None,
+    failed: dict | None = None,
+) -> dict:
     """``task`` (None: training) on every (config, run folder) of ``todo`` on ``executor``, the
     board (if any) told as each ends; returns {run folder: its error} of those that failed
     (filled into ``failed`` as they end, where given)."""
@@ -111,8 +131,10 @@ def failure_summary(failed: dict) -> str:
     by_message: dict[str, list[str]] = {}
     for out, exc in failed.items():
         by_message.setdefault(f"{type(exc).__name__}: {exc}", []).append(Path(out).name)
-    return "; ".join(f"{', '.join(names) if len(names) <= 3 else f'{len(names)} runs ({names[0]}, ...)'}: {message}"
-                     for message, names in by_message.items())
+    return "; ".join(
+        f"{', '.join(names) if len(names) <= 3 else f'{len(names)} runs ({names[0]}, ...)'}: {message}"
+        for message, names in by_message.items()
+    )
 
 
 # ---- what the driver shows ----------------------------------------------------------------------
@@ -157,8 +179,9 @@ class Board:
         self.seen.update({out: self._live_samples(out) for out in going})
         running = sum(1 for out in going if (out / LOCK).exists())
         samples = sum(max(0, self.seen[out] - self.start[out]) for out in self.outs)
-        self.bar.set_postfix_str(f"running {running}, failed {self.failed}, "
-                                 f"{samples / max(now - self.t0, 1e-9):,.0f} samples/s")
+        self.bar.set_postfix_str(
+            f"running {running}, failed {self.failed}, {samples / max(now - self.t0, 1e-9):,.0f} samples/s"
+        )
 
     def _live_samples(self, out: Path) -> int:
         info = RunFolder(out).info_or_empty()
@@ -177,6 +200,8 @@ def run_table(outs: list[Path], failed: dict) -> str:
         status = f"failed: {type(failed[out]).__name__}" if out in failed else info.get("status", "not started")
         wall = (info.get("train_wall_s") or 0) + (info.get("eval_wall_s") or 0)
         test = (info.get("final") or {}).get("test")
-        lines.append(f"| {out.name} | {status} | {info.get('samples_seen') or 0:,} | {wall:,.0f} | "
-                     f"{info.get('samples_per_s') or 0:,.0f} | {'' if test is None else f'{test:.2f}'} |")
+        lines.append(
+            f"| {out.name} | {status} | {info.get('samples_seen') or 0:,} | {wall:,.0f} | "
+            f"{info.get('samples_per_s') or 0:,.0f} | {'' if test is None else f'{test:.2f}'} |"
+        )
     return "\n".join(lines)

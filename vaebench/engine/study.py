@@ -24,9 +24,9 @@ per algorithm), optional ``defaults``, and optionally the study's own settings t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from vaebench.config import RunConfig
 from vaebench.engine.config import check_budget
@@ -39,10 +39,11 @@ BUDGETS = ("quick", "medium", "paper")  # what the shipped configs define
 class Option:
     """An option of ``vaebench reproduce <study>`` that is the study's own; the command line adds
     it to its parser and hands its value to ``Study.selection`` / ``Study.setting_overrides``."""
-    flag: str                          # "--datasets"
+
+    flag: str  # "--datasets"
     help: str
-    type: Callable | None = None       # the text's converter (None: the text as it is)
-    switch: bool = False               # a flag without a value (False unless given)
+    type: Callable | None = None  # the text's converter (None: the text as it is)
+    switch: bool = False  # a flag without a value (False unless given)
 
     @property
     def dest(self) -> str:
@@ -52,11 +53,12 @@ class Option:
 @dataclass
 class Summary:
     """What a summary is made of, handed to the study's table and provenance hooks."""
+
     out: Path
     budget: str | None
-    settings: dict                      # the study's settings (Study.settings), {} if none
-    folders: list[RunFolder]            # the study's run folders under ``out``
-    ours: object = None                 # the tidy DataFrame (<name>.csv)
+    settings: dict  # the study's settings (Study.settings), {} if none
+    folders: list[RunFolder]  # the study's run folders under ``out``
+    ours: object = None  # the tidy DataFrame (<name>.csv)
     command: str | None = None
     reproduce_wall_s: float | None = None
 
@@ -64,6 +66,7 @@ class Summary:
 @dataclass
 class Reproduction:
     """One ``vaebench reproduce`` call, handed to ``Study.after_training``."""
+
     conf: dict
     budget: str
     out: Path
@@ -75,7 +78,7 @@ class Reproduction:
     data_dir: str | None = None
     progress: bool = True
     command: str | None = None
-    executor: object = None             # where the runs train (vaebench.engine.executors), and the hook's tasks
+    executor: object = None  # where the runs train (vaebench.engine.executors), and the hook's tasks
 
 
 class Study:
@@ -85,19 +88,19 @@ class Study:
     provenance.json in the output folder (default results/<name>/<budget>/).
     """
 
-    name: str = ""                # the config (reproductions/<name>.toml), the output prefix and folder
-    command: str = ""             # its name on the command line if not ``name``: use ``cli_name``
-    config_name: str = ""         # another study's config to use instead (its runs, the same settings)
-    title: str = ""               # "Figure 2", in messages and headings
-    description: str = ""         # one line for ``vaebench reproduce --help``
-    run_pattern: str = ""         # its run folders' names, for messages: "<dataset>_nz<N>_<algorithm>/"
-    algorithms: tuple[str, ...] = ()   # the [algorithms.<name>] tables its config may have
-    columns: tuple[str, ...] = ()      # the tidy CSV's columns
-    row_order: tuple[str, ...] = ()    # its rows' order (columns), ...
-    row_ranks: dict = {}               # ... a column named here by its value's rank
+    name: str = ""  # the config (reproductions/<name>.toml), the output prefix and folder
+    command: str = ""  # its name on the command line if not ``name``: use ``cli_name``
+    config_name: str = ""  # another study's config to use instead (its runs, the same settings)
+    title: str = ""  # "Figure 2", in messages and headings
+    description: str = ""  # one line for ``vaebench reproduce --help``
+    run_pattern: str = ""  # its run folders' names, for messages: "<dataset>_nz<N>_<algorithm>/"
+    algorithms: tuple[str, ...] = ()  # the [algorithms.<name>] tables its config may have
+    columns: tuple[str, ...] = ()  # the tidy CSV's columns
+    row_order: tuple[str, ...] = ()  # its rows' order (columns), ...
+    row_ranks: dict = {}  # ... a column named here by its value's rank
     settings_table: str | None = None  # a config table of the study's own settings (or None)
-    settings_defaults: dict = {}       # its keys and defaults
-    options: tuple[Option, ...] = ()   # its own options of ``vaebench reproduce <name>`` (e.g. --datasets)
+    settings_defaults: dict = {}  # its keys and defaults
+    options: tuple[Option, ...] = ()  # its own options of ``vaebench reproduce <name>`` (e.g. --datasets)
 
     @property
     def cli_name(self) -> str:
@@ -130,8 +133,11 @@ class Study:
         """The study's settings at ``budget``: defaults < [<settings_table>] < [budgets.<budget>.<settings_table>]."""
         if not self.settings_table:
             return {}
-        s = {**self.settings_defaults, **conf.get(self.settings_table, {}),
-             **check_budget(conf, budget).get(self.settings_table, {})}
+        s = {
+            **self.settings_defaults,
+            **conf.get(self.settings_table, {}),
+            **check_budget(conf, budget).get(self.settings_table, {}),
+        }
         if "min_samples" in s:  # TOML writes 1e5 as a float
             s["min_samples"] = int(float(s["min_samples"]))
         return s

@@ -15,10 +15,10 @@ import datetime as _dt
 import io
 from pathlib import Path
 
+from vaebench.engine.study import BUDGETS, Summary
 from vaebench.errors import VaebenchError
 from vaebench.fileio import atomic_write_json, atomic_write_text
 from vaebench.runs import RunFolder, list_runs, split_seed
-from vaebench.engine.study import BUDGETS, Summary
 
 
 def sort_in_order(df, columns: list[str], order: dict[str, dict]):
@@ -119,8 +119,13 @@ def write_csv(path: Path, df, float_format: str | None = None) -> None:
 
 
 def output_paths(study, out: Path) -> dict[str, Path]:
-    names = (f"{study.name}.csv", f"{study.name}.png", f"{study.name}_table.md", f"{study.name}_table.csv",
-             "provenance.json")
+    names = (
+        f"{study.name}.csv",
+        f"{study.name}.png",
+        f"{study.name}_table.md",
+        f"{study.name}_table.csv",
+        "provenance.json",
+    )
     return {name: out / name for name in names}
 
 
@@ -135,8 +140,15 @@ def read_provenance(out: Path) -> dict:
     return old if isinstance(old, dict) else {}
 
 
-def summarize(study, out: str | Path, *, budget: str | None = None, settings: dict | None = None,
-              command: str | None = None, reproduce_wall_s: float | None = None) -> dict[str, Path]:
+def summarize(
+    study,
+    out: str | Path,
+    *,
+    budget: str | None = None,
+    settings: dict | None = None,
+    command: str | None = None,
+    reproduce_wall_s: float | None = None,
+) -> dict[str, Path]:
     """Summarize the study's run folders under ``out`` (whatever exists); returns the paths
     written. Alone (no ``command``), it keeps the budget, settings and command an earlier
     summary recorded; the budget is else the folder's name if it is one of BUDGETS."""
@@ -174,16 +186,32 @@ def provenance(study, s: Summary) -> dict:
         train_s, eval_s = info.get("train_wall_s") or 0.0, info.get("eval_wall_s") or 0.0
         machine = info.get("machine", {})
         runs[folder.name] = {
-            "status": info.get("status"), "samples_seen": info.get("samples_seen"),
-            "budget_samples": info.get("config", {}).get("samples"), "lr": info.get("lr"),
-            "lr_choice": info.get("lr_choice"), "wall_s": round(train_s + eval_s, 1), "train_wall_s": train_s,
-            "eval_wall_s": eval_s, "samples_per_s": info.get("samples_per_s"), "device": machine.get("device"),
-            "device_name": machine.get("device_name"), "torch_threads": machine.get("torch_threads"),
-            "git": info.get("git"), **study.run_provenance(folder, info, s)}
-    return {"figure": study.name, "budget": s.budget, "command": s.command, "reproduce_wall_s": s.reproduce_wall_s,
-            "summarized_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            **machine_and_versions(infos), "total_run_wall_s": round(sum(r["wall_s"] for r in runs.values()), 1),
-            **study.provenance(s), "runs": runs}
+            "status": info.get("status"),
+            "samples_seen": info.get("samples_seen"),
+            "budget_samples": info.get("config", {}).get("samples"),
+            "lr": info.get("lr"),
+            "lr_choice": info.get("lr_choice"),
+            "wall_s": round(train_s + eval_s, 1),
+            "train_wall_s": train_s,
+            "eval_wall_s": eval_s,
+            "samples_per_s": info.get("samples_per_s"),
+            "device": machine.get("device"),
+            "device_name": machine.get("device_name"),
+            "torch_threads": machine.get("torch_threads"),
+            "git": info.get("git"),
+            **study.run_provenance(folder, info, s),
+        }
+    return {
+        "figure": study.name,
+        "budget": s.budget,
+        "command": s.command,
+        "reproduce_wall_s": s.reproduce_wall_s,
+        "summarized_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **machine_and_versions(infos),
+        "total_run_wall_s": round(sum(r["wall_s"] for r in runs.values()), 1),
+        **study.provenance(s),
+        "runs": runs,
+    }
 
 
 def machine_and_versions(infos: list[dict]) -> dict:
@@ -194,8 +222,10 @@ def machine_and_versions(infos: list[dict]) -> dict:
             machines.append(info["machine"])
         if info.get("versions") and info["versions"] not in versions:
             versions.append(info["versions"])
-    return {"machine": machines[0] if len(machines) == 1 else machines,
-            "versions": versions[0] if len(versions) == 1 else versions}
+    return {
+        "machine": machines[0] if len(machines) == 1 else machines,
+        "versions": versions[0] if len(versions) == 1 else versions,
+    }
 
 
 def written(paths: dict) -> str:

@@ -41,7 +41,7 @@ class Sweep:
     path: Path
     name: str
     base: dict
-    grid: dict            # key: its values, in the file's order
+    grid: dict  # key: its values, in the file's order
     seeds: list[int] | None
 
     def points(self) -> dict[str, dict]:
@@ -93,8 +93,12 @@ def load_sweep(path: str | Path) -> Sweep:
         if not isinstance(values, list) or not values or not all(isinstance(v, SCALARS) for v in values):
             raise VaebenchError(f"{path}: [grid] {key} must be a non-empty list of numbers, strings or booleans")
     seeds = d.get("seeds")
-    if seeds is not None and not (isinstance(seeds, list) and seeds and len(set(seeds)) == len(seeds)
-                                  and all(type(s) is int and 0 <= s <= MAX_SEED for s in seeds)):
+    if seeds is not None and not (
+        isinstance(seeds, list)
+        and seeds
+        and len(set(seeds)) == len(seeds)
+        and all(type(s) is int and 0 <= s <= MAX_SEED for s in seeds)
+    ):
         raise VaebenchError(f"{path}: seeds must be a list of distinct seeds in [0, 2^63 - 1], got {seeds!r}")
     name = d.get("name", path.stem)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9._+-]+", name):

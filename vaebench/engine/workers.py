@@ -17,7 +17,6 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-
 from vaebench.config import RunConfig
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -53,6 +52,7 @@ def torch_threads(n: int | None):
 
 # ---- worker processes -------------------------------------------------------------------------
 
+
 def stop_with_parent(parent_pid: int) -> None:
     """Make this process end when ``parent_pid`` (its parent) does: SIGTERM from the kernel on
     Linux (prctl PR_SET_PDEATHSIG), and everywhere a daemon thread that watches the parent."""
@@ -77,8 +77,9 @@ def stop_with_parent(parent_pid: int) -> None:
 
 def worker_pool(jobs: int) -> ProcessPoolExecutor:
     """A pool of ``jobs`` spawned processes that stop when this process dies."""
-    return ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=stop_with_parent,
-                               initargs=(os.getpid(),))
+    return ProcessPoolExecutor(
+        jobs, mp_context=mp.get_context("spawn"), initializer=stop_with_parent, initargs=(os.getpid(),)
+    )
 
 
 def train_task(cfg_dict: dict, out: str, threads: int | None) -> str:

@@ -121,13 +121,13 @@ class Family:
     """One family and one construction of z = g(eps, params). Subclasses set the attributes
     and write ``_rsample`` and ``_dist`` (and ``_kl`` for a hand-written closed-form KL)."""
 
-    name: str = ""            # registry key
-    family: str = ""          # the distribution (logistic and gamma have two entries)
-    cls: str = ""             # "inverse-cdf" | "location-scale" | "composition"
-    construction: str = ""    # eps and g, in words/maths
-    params: tuple = ()        # Param, ...
+    name: str = ""  # registry key
+    family: str = ""  # the distribution (logistic and gamma have two entries)
+    cls: str = ""  # "inverse-cdf" | "location-scale" | "composition"
+    construction: str = ""  # eps and g, in words/maths
+    params: tuple = ()  # Param, ...
     log_prob_source: str = ""  # which torch.distributions class (or hand-written) gives log_prob
-    example: dict = {}        # parameter values used by the listing, tests and measurement
+    example: dict = {}  # parameter values used by the listing, tests and measurement
     prior: dict | None = None  # prior parameters of the closed-form KL
     kl_source: str | None = None  # "torch" | "hand-written" | None (no closed form)
     multivariate: bool = False
@@ -159,14 +159,18 @@ class Family:
         unknown = sorted(set(params) - set(names))
         missing = [n for n in names if n not in params]
         if unknown or missing:
-            raise FamilyError(f"family {self.name!r}: parameter(s) {', '.join(missing + unknown)} "
-                              f"{'missing' if missing else 'unknown'} (expects {', '.join(names)})")
+            raise FamilyError(
+                f"family {self.name!r}: parameter(s) {', '.join(missing + unknown)} "
+                f"{'missing' if missing else 'unknown'} (expects {', '.join(names)})"
+            )
         out = {}
         for p in self.params:
             v = _as_tensor(params[p.name], dtype)
             if v.dim() < p.event_dim:
-                raise FamilyError(f"family {self.name!r}: parameter {p.name!r} needs {p.event_dim} dimension(s), "
-                                  f"got shape {tuple(v.shape)}")
+                raise FamilyError(
+                    f"family {self.name!r}: parameter {p.name!r} needs {p.event_dim} dimension(s), "
+                    f"got shape {tuple(v.shape)}"
+                )
             self._check_support(p, v, out)
             out[p.name] = v
         return out
@@ -183,8 +187,12 @@ class Family:
             words = "a single integer >= 1"
         elif p.constraint == "lower_cholesky":
             d = x.shape[-1]
-            ok = (x.shape[-2] == d and bool(torch.isfinite(x).all()) and bool((x.triu(1) == 0).all())
-                  and bool((x.diagonal(dim1=-2, dim2=-1) > 0).all()))
+            ok = (
+                x.shape[-2] == d
+                and bool(torch.isfinite(x).all())
+                and bool((x.triu(1) == 0).all())
+                and bool((x.diagonal(dim1=-2, dim2=-1) > 0).all())
+            )
         elif p.constraint == "greater_than_low":
             ok = bool((torch.isfinite(x) & (x > done["low"].detach())).all())
         else:  # pragma: no cover - a registry bug
@@ -289,8 +297,10 @@ class Family:
 def check_eps_width(family: Family, eps: torch.Tensor, width: int) -> None:
     """eps's last dimension must hold ``width`` draws per z."""
     if eps.dim() == 0 or eps.shape[-1] != width:
-        raise FamilyError(f"family {family.name!r}: eps needs a last dimension of {width} "
-                          f"(see eps_event_shape), got shape {tuple(eps.shape)}")
+        raise FamilyError(
+            f"family {family.name!r}: eps needs a last dimension of {width} "
+            f"(see eps_event_shape), got shape {tuple(eps.shape)}"
+        )
 
 
 def f64(x) -> float:

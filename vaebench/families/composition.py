@@ -12,14 +12,19 @@ import torch
 import torch.distributions as D
 from torch.distributions import constraints
 
-from vaebench.families.base import (LOC, NV, SCALE, Family, Param, check_eps_width, f64, standard_gamma,
-                                    standard_normal)
+from vaebench.families.base import LOC, NV, SCALE, Family, Param, check_eps_width, f64, standard_gamma, standard_normal
 from vaebench.families.inverse_cdf import Exponential, GammaLaw, IntegerShapeGamma
 from vaebench.families.location_scale import Gaussian
 
 
-class LogNormal(Family, name="lognormal", cls="composition", log_prob="torch LogNormal", kl="torch",
-                construction="eps~N(0,1); z = exp(loc + scale*eps)"):
+class LogNormal(
+    Family,
+    name="lognormal",
+    cls="composition",
+    log_prob="torch LogNormal",
+    kl="torch",
+    construction="eps~N(0,1); z = exp(loc + scale*eps)",
+):
     """eps ~ N(0,1); z = exp(loc + scale eps), the exp of the Gaussian entry."""
 
     params = (LOC, SCALE)
@@ -36,8 +41,9 @@ class LogNormal(Family, name="lognormal", cls="composition", log_prob="torch Log
         return st.lognorm(f64(p["scale"]), scale=float(torch.exp(p["loc"])))
 
 
-class GammaSum(IntegerShapeGamma, name="gamma", cls="composition",
-               construction="u_1..u_k~U(0,1); z = sum_i exponential(rate; u_i)"):
+class GammaSum(
+    IntegerShapeGamma, name="gamma", cls="composition", construction="u_1..u_k~U(0,1); z = sum_i exponential(rate; u_i)"
+):
     """Integer shape k: a sum of k Exponential(rate) draws, each by the exponential entry's
     inverse CDF: z = sum_i -log(1 - u_i)/rate. No gradient in the shape."""
 
@@ -46,8 +52,13 @@ class GammaSum(IntegerShapeGamma, name="gamma", cls="composition",
         return Exponential()._rsample({"rate": p["rate"].unsqueeze(-1)}, u).sum(-1)
 
 
-class GammaImplicit(GammaLaw, name="gamma-implicit", family="gamma", cls="composition",
-                    construction="u~U(0,1); z = P^-1(shape, u)/rate (implicit gradient)"):
+class GammaImplicit(
+    GammaLaw,
+    name="gamma-implicit",
+    family="gamma",
+    cls="composition",
+    construction="u~U(0,1); z = P^-1(shape, u)/rate (implicit gradient)",
+):
     """Real shape: u ~ U(0,1); z = P^{-1}(shape, u)/rate, the (numerical) inverse CDF with the
     implicit gradient in the shape, as torch.distributions.Gamma.rsample."""
 
@@ -58,8 +69,15 @@ class GammaImplicit(GammaLaw, name="gamma-implicit", family="gamma", cls="compos
         return standard_gamma(p["shape"], u) / p["rate"]
 
 
-class Dirichlet(Family, name="dirichlet", cls="composition", multivariate=True, log_prob="torch Dirichlet",
-                kl="torch", construction="u_1..u_K~U(0,1); G_i = gamma(alpha_i; u_i); z = G/sum(G)"):
+class Dirichlet(
+    Family,
+    name="dirichlet",
+    cls="composition",
+    multivariate=True,
+    log_prob="torch Dirichlet",
+    kl="torch",
+    construction="u_1..u_K~U(0,1); G_i = gamma(alpha_i; u_i); z = G/sum(G)",
+):
     """u_1..u_K ~ U(0,1); G_i = P^{-1}(alpha_i, u_i) ~ Gamma(alpha_i, 1); z = G / sum_j G_j."""
 
     params = (Param("concentration", "positive", "shape", event_dim=1),)
@@ -85,8 +103,14 @@ class Dirichlet(Family, name="dirichlet", cls="composition", multivariate=True, 
         return [st.beta(f64(ai), f64(a.sum() - ai)) for ai in a[:-1]]
 
 
-class Beta(Family, name="beta", cls="composition", log_prob="torch Beta", kl="torch",
-           construction="u1,u2~U(0,1); X = gamma(a; u1), Y = gamma(b; u2); z = X/(X+Y)"):
+class Beta(
+    Family,
+    name="beta",
+    cls="composition",
+    log_prob="torch Beta",
+    kl="torch",
+    construction="u1,u2~U(0,1); X = gamma(a; u1), Y = gamma(b; u2); z = X/(X+Y)",
+):
     """u1, u2 ~ U(0,1); X = P^{-1}(a, u1), Y = P^{-1}(b, u2); z = X/(X + Y)."""
 
     params = (Param("a", "positive", "shape"), Param("b", "positive", "shape"))
@@ -107,8 +131,15 @@ class Beta(Family, name="beta", cls="composition", log_prob="torch Beta", kl="to
         return st.beta(f64(p["a"]), f64(p["b"]))
 
 
-class Chi2(Family, name="chi2", family="chi-squared", cls="composition", log_prob="torch Chi2", kl="torch",
-           construction="u~U(0,1); z = 2*gamma(df/2; u)"):
+class Chi2(
+    Family,
+    name="chi2",
+    family="chi-squared",
+    cls="composition",
+    log_prob="torch Chi2",
+    kl="torch",
+    construction="u~U(0,1); z = 2*gamma(df/2; u)",
+):
     """chi-squared(df) = Gamma(df/2, rate 1/2): u ~ U(0,1); z = 2 P^{-1}(df/2, u). (For an
     integer df, the law of a sum of df squared standard normals, which has no df gradient.)"""
 
@@ -139,12 +170,22 @@ class FisherSnedecorDist(D.Distribution):
     def log_prob(self, z):
         d1, d2 = self.d1, self.d2
         log_beta = torch.lgamma(d1 / 2) + torch.lgamma(d2 / 2) - torch.lgamma((d1 + d2) / 2)
-        return (d1 / 2 * torch.log(d1 / d2) + (d1 / 2 - 1) * torch.log(z)
-                - (d1 + d2) / 2 * torch.log1p(d1 * z / d2) - log_beta)
+        return (
+            d1 / 2 * torch.log(d1 / d2)
+            + (d1 / 2 - 1) * torch.log(z)
+            - (d1 + d2) / 2 * torch.log1p(d1 * z / d2)
+            - log_beta
+        )
 
 
-class FisherF(Family, name="f", family="F", cls="composition", log_prob="hand-written FisherSnedecorDist",
-              construction="u1,u2~U(0,1); z = (chi2_d1(u1)/d1)/(chi2_d2(u2)/d2)"):
+class FisherF(
+    Family,
+    name="f",
+    family="F",
+    cls="composition",
+    log_prob="hand-written FisherSnedecorDist",
+    construction="u1,u2~U(0,1); z = (chi2_d1(u1)/d1)/(chi2_d2(u2)/d2)",
+):
     """u1, u2 ~ U(0,1); X_i = 2 P^{-1}(d_i/2, u_i) ~ chi2(d_i); z = (X1/d1)/(X2/d2).
     E z^m is finite only for m < d2/2."""
 

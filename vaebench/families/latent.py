@@ -31,9 +31,14 @@ STUDENT_T_DF = 3.0  # ours: Student's t posterior/prior with fixed df = 3 (heavy
 FIXED_PARAMS = {"student-t": {"df": STUDENT_T_DF}}
 POSITIVE_FAMILIES = ("lognormal", "gamma-implicit")  # support z > 0; the others: the real line
 # the prior's parameters per family (the registry's ``prior`` where it has one; the standard member)
-PRIOR_PARAMS = {"gaussian": {"loc": 0.0, "scale": 1.0}, "laplace": {"loc": 0.0, "scale": 1.0},
-                "logistic": {"loc": 0.0, "scale": 1.0}, "student-t": {"loc": 0.0, "scale": 1.0, "df": STUDENT_T_DF},
-                "lognormal": {"loc": 0.0, "scale": 1.0}, "gamma-implicit": {"shape": 1.0, "rate": 1.0}}
+PRIOR_PARAMS = {
+    "gaussian": {"loc": 0.0, "scale": 1.0},
+    "laplace": {"loc": 0.0, "scale": 1.0},
+    "logistic": {"loc": 0.0, "scale": 1.0},
+    "student-t": {"loc": 0.0, "scale": 1.0, "df": STUDENT_T_DF},
+    "lognormal": {"loc": 0.0, "scale": 1.0},
+    "gamma-implicit": {"shape": 1.0, "rate": 1.0},
+}
 
 
 class LatentFamily:
@@ -44,8 +49,10 @@ class LatentFamily:
         key = str(name)
         if key not in LATENT_FAMILIES:
             if key in REGISTRY:
-                raise FamilyError(f"family {key!r} cannot be the {role} of the VAE (supported: "
-                                  f"{', '.join(LATENT_FAMILIES)}; for a real gamma shape use gamma-implicit)")
+                raise FamilyError(
+                    f"family {key!r} cannot be the {role} of the VAE (supported: "
+                    f"{', '.join(LATENT_FAMILIES)}; for a real gamma shape use gamma-implicit)"
+                )
             raise FamilyError(f"unknown {role} family {name!r}; choose one of {', '.join(LATENT_FAMILIES)}")
         self.name, self.role = key, role
         self.family = get(key)
@@ -60,8 +67,10 @@ class LatentFamily:
     def params(self, heads) -> dict:
         """The family's parameters from the encoder's head outputs, one tensor per learned
         parameter: real ones as they are, positive ones exp(clamp(o)/2)."""
-        return {p.name: (h if p.constraint == "real" else torch.exp(0.5 * ops.clamp_logvar(h)))
-                for p, h in zip(self.learned, heads)}
+        return {
+            p.name: (h if p.constraint == "real" else torch.exp(0.5 * ops.clamp_logvar(h)))
+            for p, h in zip(self.learned, heads)
+        }
 
     def _full(self, params: dict, ref: torch.Tensor, dtype=None) -> dict:
         dtype = dtype or ref.dtype
@@ -114,7 +123,7 @@ class LatentPrior:
         self.params = self.latent.family.check(given)  # float64 scalars (or tensors)
 
     def __repr__(self) -> str:
-        return f"<latent prior {self.name} {({k: v.tolist() for k, v in self.params.items()})}>"
+        return f"<latent prior {self.name} { ({k: v.tolist() for k, v in self.params.items()}) }>"
 
     def dist(self, ref: torch.Tensor, dtype=torch.float64):
         return self.latent.family._dist({k: v.to(device=ref.device, dtype=dtype) for k, v in self.params.items()})
@@ -130,13 +139,15 @@ class LatentPrior:
 
 def _support_error(q: LatentFamily, p: LatentPrior) -> str | None:
     if not q.positive and p.positive:
-        return (f"posterior {q.name!r} lives on the real line but prior {p.name!r} on z > 0, so KL(q || p) is "
-                f"infinite; pair it with a prior on the real line "
-                f"({', '.join(f for f in LATENT_FAMILIES if f not in POSITIVE_FAMILIES)})")
+        return (
+            f"posterior {q.name!r} lives on the real line but prior {p.name!r} on z > 0, so KL(q || p) is "
+            f"infinite; pair it with a prior on the real line "
+            f"({', '.join(f for f in LATENT_FAMILIES if f not in POSITIVE_FAMILIES)})"
+        )
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def has_closed_form_kl(posterior: str, prior: str) -> bool:
     """Whether KL(q || p) of the pair is closed form (torch.distributions.kl_divergence has it)."""
     q, p = LatentFamily(posterior), LatentPrior(prior)
@@ -161,8 +172,10 @@ def check_latent(posterior: str = "gaussian", prior: str = "gaussian", estimator
     if estimator == "auto":
         return "B" if closed else "A"
     if estimator == "B" and not closed:
-        raise FamilyError(f"estimator B needs KL(q || p) in closed form, and posterior {q.name!r} with prior "
-                          f"{p.name!r} has none; use estimator A (the default for this pair)")
+        raise FamilyError(
+            f"estimator B needs KL(q || p) in closed form, and posterior {q.name!r} with prior "
+            f"{p.name!r} has none; use estimator A (the default for this pair)"
+        )
     return estimator
 
 

@@ -16,8 +16,18 @@ import torch.distributions as D
 from torch.distributions import constraints
 from torch.distributions import transforms as T
 
-from vaebench.families.base import (LOC, NV, SCALE, Family, Param, check_eps_width, f64, standard_gamma,
-                                    standard_normal, uniform)
+from vaebench.families.base import (
+    LOC,
+    NV,
+    SCALE,
+    Family,
+    Param,
+    check_eps_width,
+    f64,
+    standard_gamma,
+    standard_normal,
+    uniform,
+)
 from vaebench.families.inverse_cdf import LogisticLaw
 
 
@@ -28,8 +38,14 @@ class LocationScale(Family):
         return p["loc"] + p["scale"] * e
 
 
-class Gaussian(LocationScale, name="gaussian", cls="location-scale", log_prob="torch Normal", kl="torch",
-               construction="eps~N(0,1); z = loc + scale*eps"):
+class Gaussian(
+    LocationScale,
+    name="gaussian",
+    cls="location-scale",
+    log_prob="torch Normal",
+    kl="torch",
+    construction="eps~N(0,1); z = loc + scale*eps",
+):
     """eps ~ N(0,1), z = loc + scale eps (torch Normal.rsample does the same)."""
 
     params = (LOC, SCALE)
@@ -43,8 +59,14 @@ class Gaussian(LocationScale, name="gaussian", cls="location-scale", log_prob="t
         return st.norm(f64(p["loc"]), f64(p["scale"]))
 
 
-class Laplace(LocationScale, name="laplace", cls="location-scale", log_prob="torch Laplace", kl="torch",
-              construction="eps~Laplace(0,1); z = loc + scale*eps"):
+class Laplace(
+    LocationScale,
+    name="laplace",
+    cls="location-scale",
+    log_prob="torch Laplace",
+    kl="torch",
+    construction="eps~Laplace(0,1); z = loc + scale*eps",
+):
     """eps ~ Laplace(0,1) (drawn as -sign(v) log(1 - 2|v|), v = u - 1/2), z = loc + scale eps."""
 
     params = (LOC, SCALE)
@@ -61,8 +83,14 @@ class Laplace(LocationScale, name="laplace", cls="location-scale", log_prob="tor
         return st.laplace(f64(p["loc"]), f64(p["scale"]))
 
 
-class LogisticLS(LocationScale, LogisticLaw, name="logistic-ls", family="logistic", cls="location-scale",
-                 construction="eps~Logistic(0,1); z = loc + scale*eps"):
+class LogisticLS(
+    LocationScale,
+    LogisticLaw,
+    name="logistic-ls",
+    family="logistic",
+    cls="location-scale",
+    construction="eps~Logistic(0,1); z = loc + scale*eps",
+):
     """eps ~ Logistic(0,1) (drawn as log(u/(1-u))), z = loc + scale eps: the same law as the
     inverse-CDF ``logistic`` entry, with eps from the standard member instead of U(0,1)."""
 
@@ -88,8 +116,13 @@ def _chi2(df, u):
     return 2 * standard_gamma(df / 2, u)
 
 
-class StudentT(Family, name="student-t", cls="location-scale", log_prob="torch StudentT",
-               construction="eps=(n~N(0,1), u~U(0,1)); z = loc + scale*n/sqrt(chi2_df(u)/df)"):
+class StudentT(
+    Family,
+    name="student-t",
+    cls="location-scale",
+    log_prob="torch StudentT",
+    construction="eps=(n~N(0,1), u~U(0,1)); z = loc + scale*n/sqrt(chi2_df(u)/df)",
+):
     """eps = (n, u), n ~ N(0,1), u ~ U(0,1); G = chi2(df) from u (implicit gamma);
     z = loc + scale n / sqrt(G/df). E|z|^m is finite only for m < df."""
 
@@ -116,8 +149,14 @@ class StudentT(Family, name="student-t", cls="location-scale", log_prob="torch S
         return f64(self.check(params)["df"])
 
 
-class Uniform(LocationScale, name="uniform", cls="location-scale", log_prob="torch Uniform(loc - scale, loc + scale)",
-              kl="torch", construction="eps~U(-1,1); z = loc + scale*eps"):
+class Uniform(
+    LocationScale,
+    name="uniform",
+    cls="location-scale",
+    log_prob="torch Uniform(loc - scale, loc + scale)",
+    kl="torch",
+    construction="eps~U(-1,1); z = loc + scale*eps",
+):
     """eps ~ U(-1,1), z = loc + scale eps: uniform on [loc - scale, loc + scale]. Both
     parameters move the support."""
 
@@ -149,9 +188,13 @@ class StandardTriangular(D.Distribution):
         return torch.where(inside, torch.log1p(-x.abs().clamp(max=1)), torch.full_like(x, -math.inf))
 
 
-class Triangular(LocationScale, name="triangular", cls="location-scale",
-                 construction="eps~Tri(-1,0,1); z = loc + scale*eps",
-                 log_prob="hand-written: TransformedDistribution(StandardTriangular, Affine(loc, scale))"):
+class Triangular(
+    LocationScale,
+    name="triangular",
+    cls="location-scale",
+    construction="eps~Tri(-1,0,1); z = loc + scale*eps",
+    log_prob="hand-written: TransformedDistribution(StandardTriangular, Affine(loc, scale))",
+):
     """eps ~ Triangular(-1, 0, 1) (drawn as u1 - u2), z = loc + scale eps: symmetric triangular
     on [loc - scale, loc + scale]. q vanishes at the edges, so the score-function estimator is
     unbiased, but its score ~ 1/(distance to an edge) has infinite variance."""
@@ -172,9 +215,16 @@ class Triangular(LocationScale, name="triangular", cls="location-scale",
         return st.triang(0.5, loc - scale, 2 * scale)
 
 
-class MultivariateNormal(Family, name="mvn", family="elliptical", cls="location-scale", multivariate=True,
-                         log_prob="torch MultivariateNormal", kl="torch",
-                         construction="eps~N(0,I_d); z = loc + L@eps (L: Cholesky factor)"):
+class MultivariateNormal(
+    Family,
+    name="mvn",
+    family="elliptical",
+    cls="location-scale",
+    multivariate=True,
+    log_prob="torch MultivariateNormal",
+    kl="torch",
+    construction="eps~N(0,I_d); z = loc + L@eps (L: Cholesky factor)",
+):
     """Elliptical: eps ~ N(0, I_d), z = loc + L eps, covariance L L^T (L lower Cholesky)."""
 
     params = (Param("loc", "real", "loc", event_dim=1), Param("scale_tril", "lower_cholesky", "scale", event_dim=2))
@@ -213,18 +263,32 @@ class MultivariateStudentTDist(D.Distribution):
         y = torch.linalg.solve_triangular(self.scale_tril, (z - self.loc).unsqueeze(-1), upper=False).squeeze(-1)
         half_logdet = self.scale_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
         nu = self.df
-        return (torch.lgamma((nu + d) / 2) - torch.lgamma(nu / 2) - d / 2 * torch.log(nu * math.pi)
-                - half_logdet - (nu + d) / 2 * torch.log1p(y.square().sum(-1) / nu))
+        return (
+            torch.lgamma((nu + d) / 2)
+            - torch.lgamma(nu / 2)
+            - d / 2 * torch.log(nu * math.pi)
+            - half_logdet
+            - (nu + d) / 2 * torch.log1p(y.square().sum(-1) / nu)
+        )
 
 
-class MultivariateStudentT(Family, name="mvt", family="elliptical", cls="location-scale", multivariate=True,
-                           log_prob="hand-written MultivariateStudentTDist",
-                           construction="eps=(n~N(0,I_d), u~U(0,1)); z = loc + L@n/sqrt(chi2_df(u)/df)"):
+class MultivariateStudentT(
+    Family,
+    name="mvt",
+    family="elliptical",
+    cls="location-scale",
+    multivariate=True,
+    log_prob="hand-written MultivariateStudentTDist",
+    construction="eps=(n~N(0,I_d), u~U(0,1)); z = loc + L@n/sqrt(chi2_df(u)/df)",
+):
     """Elliptical: eps = (n ~ N(0, I_d), u ~ U(0,1)); z = loc + L n / sqrt(chi2_df(u)/df).
     E|z|^m is finite only for m < df."""
 
-    params = (Param("loc", "real", "loc", event_dim=1), Param("scale_tril", "lower_cholesky", "scale", event_dim=2),
-              Param("df", "positive", "shape"))
+    params = (
+        Param("loc", "real", "loc", event_dim=1),
+        Param("scale_tril", "lower_cholesky", "scale", event_dim=2),
+        Param("df", "positive", "shape"),
+    )
     example = {"loc": [0.5, -0.3], "scale_tril": [[1.2, 0.0], [0.6, 0.8]], "df": 5.0}
 
     def eps_event_shape(self, params):

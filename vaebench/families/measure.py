@@ -27,17 +27,17 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from scipy import integrate
 
 from vaebench.families import REGISTRY, get
-from vaebench.formatting import format_value
 from vaebench.families.base import Family, FamilyError
+from vaebench.formatting import format_value
 
 L_VALUES = (1, 100)
 QUAD = dict(limit=400, epsabs=1e-13, epsrel=1e-11)
@@ -67,12 +67,15 @@ MEASURED = ("z", "z^2", "sin(z)")
 
 # ---- exact values by quadrature ---------------------------------------------------------------
 
+
 def expect(marginal, fn: TestFunction) -> float:
     """E[f(z)] for a frozen scipy.stats distribution: quad over pieces cut at quantiles; an
     oscillating f on an infinite tail by QAWF (quad's Fourier weight)."""
     lo, hi = marginal.support()
-    knots = sorted({float(marginal.ppf(q)) for q in (1e-4, 0.01, 0.1, 0.5, 0.9, 0.99, 1 - 1e-4)}
-                   | ({0.0} if lo < 0 < hi else set()))  # 0: the kink of z/(1+|z|)
+    knots = sorted(
+        {float(marginal.ppf(q)) for q in (1e-4, 0.01, 0.1, 0.5, 0.9, 0.99, 1 - 1e-4)}
+        | ({0.0} if lo < 0 < hi else set())
+    )  # 0: the kink of z/(1+|z|)
     total = 0.0
     g = lambda x: fn.numpy_fn(x) * marginal.pdf(x)  # noqa: E731
     with np.errstate(over="ignore", under="ignore"), warnings.catch_warnings():
@@ -110,8 +113,7 @@ def elements(family: Family, params: dict) -> list[tuple[str, tuple]]:
     return out
 
 
-def exact_gradient(marginals: Callable[[dict], list], params: dict, name: str, index: tuple,
-                   fn: TestFunction) -> float:
+def exact_gradient(marginals: Callable[[dict], list], params: dict, name: str, index: tuple, fn: TestFunction) -> float:
     """d/dtheta sum_i E[f(z_i)] at ``params`` for theta = params[name][index], by a 5-point
     central difference of quadrature values; ``marginals(params)`` gives the frozen scipy
     marginals."""
@@ -127,6 +129,7 @@ def exact_gradient(marginals: Callable[[dict], list], params: dict, name: str, i
 
 
 # ---- the two estimators, one draw at a time ---------------------------------------------------
+
 
 def per_draw_gradients(family: Family, params: dict, eps: torch.Tensor, fns) -> dict:
     """{(f name, estimator): {element label: (N,) tensor}}: the single-draw pathwise and
@@ -149,12 +152,15 @@ def per_draw_gradients(family: Family, params: dict, eps: torch.Tensor, fns) -> 
         for est, target in (("pathwise", fz.sum()), ("score", (fz.detach() * logq).sum())):
             grads = torch.autograd.grad(target, leaves, retain_graph=True, allow_unused=True)
             grads = {k: (g if g is not None else torch.zeros_like(rep[k])) for k, g in zip(learn, grads)}
-            out[fn.name, est] = {label: grads[label.split("[")[0]][(slice(None),) + index].detach()
-                                 for label, index in elements(family, params)}
+            out[fn.name, est] = {
+                label: grads[label.split("[")[0]][(slice(None),) + index].detach()
+                for label, index in elements(family, params)
+            }
     return out
 
 
 # ---- theory flags -----------------------------------------------------------------------------
+
 
 def theory(family: Family, params: dict, label: str, fn: TestFunction) -> dict:
     """Whether E[f] exists, whether each estimator's mean and variance are finite, whether the
@@ -200,6 +206,7 @@ def status(flags: dict) -> str:
 
 # ---- one family -------------------------------------------------------------------------------
 
+
 def measure_family(family: Family, repeats: int, generator: torch.Generator, fns=None) -> list[dict]:
     """Tidy rows (one per element, f, L, estimator) for one registry entry."""
     fns = [TEST_FUNCTIONS[f] for f in (fns or MEASURED)]
@@ -225,22 +232,38 @@ def measure_family(family: Family, repeats: int, generator: torch.Generator, fns
                     var = float(means.var()) if means.numel() > 1 else math.nan
                     mean = float(means.mean())
                     se = math.sqrt(var / means.numel()) if var == var else math.nan
-                    stats[est, L] = dict(mean=mean, variance=var, bias=mean - exact, bias_se=se,
-                                         bias_z=_z(mean - exact, se, exact), n_estimates=int(means.numel()))
+                    stats[est, L] = dict(
+                        mean=mean,
+                        variance=var,
+                        bias=mean - exact,
+                        bias_se=se,
+                        bias_z=_z(mean - exact, se, exact),
+                        n_estimates=int(means.numel()),
+                    )
             for L in L_VALUES:
                 vp, vs = stats["pathwise", L]["variance"], stats["score", L]["variance"]
                 ratio = vs / vp if vp > 0 else (math.inf if vs > 0 else math.nan)
                 for est in ("pathwise", "score"):
-                    rows.append({
-                        "entry": family.name, "family": family.family, "class": family.cls,
-                        "construction": family.construction, "parameter": label,
-                        "value": float(params[label.split("[")[0]][index]), "f": fn.name, "L": L,
-                        "estimator": est, "exact_gradient": exact, **stats[est, L],
-                        "variance_ratio_score_over_pathwise": ratio,
-                        "mean_finite": flags[f"{est}_mean_finite"],
-                        "variance_finite": flags[f"{est}_variance_finite"],
-                        **{k: v for k, v in flags.items() if k != "quadrature_failed"}, "status": status(flags),
-                    })
+                    rows.append(
+                        {
+                            "entry": family.name,
+                            "family": family.family,
+                            "class": family.cls,
+                            "construction": family.construction,
+                            "parameter": label,
+                            "value": float(params[label.split("[")[0]][index]),
+                            "f": fn.name,
+                            "L": L,
+                            "estimator": est,
+                            "exact_gradient": exact,
+                            **stats[est, L],
+                            "variance_ratio_score_over_pathwise": ratio,
+                            "mean_finite": flags[f"{est}_mean_finite"],
+                            "variance_finite": flags[f"{est}_variance_finite"],
+                            **{k: v for k, v in flags.items() if k != "quadrature_failed"},
+                            "status": status(flags),
+                        }
+                    )
     return rows
 
 
@@ -263,6 +286,7 @@ def measure(repeats: int = 500, seed: int = 0, only=None, progress=None):
 
 # ---- outputs ----------------------------------------------------------------------------------
 
+
 def summary_table(df):
     """Per entry: median / min / max log10(var score / var pathwise) at L=1 over its finite
     (parameter, f) cases, and the cases flagged infinite or biased."""
@@ -275,13 +299,18 @@ def summary_table(df):
     for entry, g in d.groupby("entry", sort=False):
         ok = g[(g["status"] == "finite") & np.isfinite(g["log10_ratio"])]
         flagged = g[g["status"] != "finite"]
-        out.append({
-            "entry": entry, "family": g["family"].iloc[0], "cls": g["class"].iloc[0],
-            "median_log10_ratio": ok["log10_ratio"].median(), "min_log10_ratio": ok["log10_ratio"].min(),
-            "max_log10_ratio": ok["log10_ratio"].max(),
-            "pathwise_zero_variance": int((g["variance_ratio_score_over_pathwise"] == math.inf).sum()),
-            "flagged": "; ".join(f"{r.parameter} {r.f}: {r.status}" for r in flagged.itertuples()),
-        })
+        out.append(
+            {
+                "entry": entry,
+                "family": g["family"].iloc[0],
+                "cls": g["class"].iloc[0],
+                "median_log10_ratio": ok["log10_ratio"].median(),
+                "min_log10_ratio": ok["log10_ratio"].min(),
+                "max_log10_ratio": ok["log10_ratio"].max(),
+                "pathwise_zero_variance": int((g["variance_ratio_score_over_pathwise"] == math.inf).sum()),
+                "flagged": "; ".join(f"{r.parameter} {r.f}: {r.status}" for r in flagged.itertuples()),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -311,27 +340,43 @@ def markdown(df, provenance: dict) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in s.sort_values("median_log10_ratio", ascending=False).itertuples():
-        lines.append(f"| {r.entry} | {r.family} | {r.cls} | {_fmt(r.median_log10_ratio)} | {_fmt(r.min_log10_ratio)} | "
-                     f"{_fmt(r.max_log10_ratio)} | {r.pathwise_zero_variance} | {r.flagged or '-'} |")
-    lines += ["", "## Every parameter and f", "",
-              "| entry | parameter | f | exact | bias path (z) | bias score (z) | var path L=1 | var score L=1 | "
-              "ratio L=1 | var path L=100 | var score L=100 | ratio L=100 | status |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {r.entry} | {r.family} | {r.cls} | {_fmt(r.median_log10_ratio)} | {_fmt(r.min_log10_ratio)} | "
+            f"{_fmt(r.max_log10_ratio)} | {r.pathwise_zero_variance} | {r.flagged or '-'} |"
+        )
+    lines += [
+        "",
+        "## Every parameter and f",
+        "",
+        "| entry | parameter | f | exact | bias path (z) | bias score (z) | var path L=1 | var score L=1 | "
+        "ratio L=1 | var path L=100 | var score L=100 | ratio L=100 | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     key = ["entry", "parameter", "f"]
-    w = df.pivot_table(index=key, columns=["estimator", "L"], values=["variance", "bias", "bias_z"], sort=False,
-                       aggfunc="first", dropna=False)
+    w = df.pivot_table(
+        index=key,
+        columns=["estimator", "L"],
+        values=["variance", "bias", "bias_z"],
+        sort=False,
+        aggfunc="first",
+        dropna=False,
+    )
     meta = df.drop_duplicates(key).set_index(key)
     for idx in meta.index:
         m = meta.loc[idx]
-        ratio = lambda L: w.loc[idx, ("variance", "score", L)] / w.loc[idx, ("variance", "pathwise", L)] \
-            if w.loc[idx, ("variance", "pathwise", L)] > 0 else math.inf  # noqa: E731
+        ratio = lambda L: (
+            w.loc[idx, ("variance", "score", L)] / w.loc[idx, ("variance", "pathwise", L)]
+            if w.loc[idx, ("variance", "pathwise", L)] > 0
+            else math.inf
+        )  # noqa: E731
         bias = lambda e: f"{_fmt(w.loc[idx, ('bias', e, 1)])} ({_fmt(w.loc[idx, ('bias_z', e, 1)], 2)})"  # noqa: E731
         lines.append(
             f"| {idx[0]} | {idx[1]} | {idx[2]} | {_fmt(m['exact_gradient'], 4)} | "
             f"{bias('pathwise')} | {bias('score')} | "
             f"{_fmt(w.loc[idx, ('variance', 'pathwise', 1)])} | {_fmt(w.loc[idx, ('variance', 'score', 1)])} | "
             f"{_fmt(ratio(1))} | {_fmt(w.loc[idx, ('variance', 'pathwise', 100)])} | "
-            f"{_fmt(w.loc[idx, ('variance', 'score', 100)])} | {_fmt(ratio(100))} | {m['status']} |")
+            f"{_fmt(w.loc[idx, ('variance', 'score', 100)])} | {_fmt(ratio(100))} | {m['status']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -351,22 +396,34 @@ def plot(df, path: Path) -> None:
     d["L"] = d["L"].astype(str)
     zero = (d["variance_ratio_score_over_pathwise"] == math.inf) & (d["status"] == "finite")
     d["status"] = np.where(zero, f"pathwise variance 0 (shown at {clip:g})", d["status"])
-    g = sns.relplot(data=d, kind="scatter", x="log10 var(score) / var(pathwise)", y="entry", hue="f", style="status",
-                    col="L", height=7.5, aspect=0.8, s=45, alpha=0.8, facet_kws=dict(xlim=(-clip - 0.5, clip + 0.5)))
+    g = sns.relplot(
+        data=d,
+        kind="scatter",
+        x="log10 var(score) / var(pathwise)",
+        y="entry",
+        hue="f",
+        style="status",
+        col="L",
+        height=7.5,
+        aspect=0.8,
+        s=45,
+        alpha=0.8,
+        facet_kws=dict(xlim=(-clip - 0.5, clip + 0.5)),
+    )
     g.set_titles(col_template="L = {col_name} samples per estimate")
     for ax in g.axes.flat:
         ax.axvline(0, color="0.3", lw=0.8, ls="--")
         ax.grid(axis="y", color="0.92")
     sns.move_legend(g, "upper left", bbox_to_anchor=(0.78, 0.9), fontsize=8)
-    g.figure.suptitle("Score-function vs pathwise gradient variance of E_q[f(z)] (right of 0: the trick wins)",
-                      fontsize=10)
+    g.figure.suptitle(
+        "Score-function vs pathwise gradient variance of E_q[f(z)] (right of 0: the trick wins)", fontsize=10
+    )
     g.figure.tight_layout(rect=(0, 0, 0.78, 1))
     g.figure.savefig(path, dpi=110, format="png", bbox_inches="tight")
     plt.close(g.figure)
 
 
-def run_measurement(out: Path, repeats: int = 500, seed: int = 0, only=None, command: str = "",
-                    progress=print) -> dict:
+def run_measurement(out: Path, repeats: int = 500, seed: int = 0, only=None, command: str = "", progress=print) -> dict:
     """Measure, then write gradient_variance.{csv,md,png} and provenance.json under ``out``."""
     from vaebench.fileio import atomic_path, atomic_write_json, atomic_write_text
     from vaebench.provenance import environment
@@ -376,10 +433,16 @@ def run_measurement(out: Path, repeats: int = 500, seed: int = 0, only=None, com
     df = measure(repeats, seed, only, progress)
     wall = time.perf_counter() - start
     provenance = environment("cpu") | {
-        "command": command, "seed": seed, "entry_seed": "seed * 1000 + registry index",
-        "repeats": repeats, "L": list(L_VALUES),
-        "samples_per_entry": 100 * repeats, "entries": sorted(set(df["entry"]), key=list(REGISTRY).index),
-        "test_functions": list(MEASURED), "wall_s": round(wall, 1), "dtype": "float64",
+        "command": command,
+        "seed": seed,
+        "entry_seed": "seed * 1000 + registry index",
+        "repeats": repeats,
+        "L": list(L_VALUES),
+        "samples_per_entry": 100 * repeats,
+        "entries": sorted(set(df["entry"]), key=list(REGISTRY).index),
+        "test_functions": list(MEASURED),
+        "wall_s": round(wall, 1),
+        "dtype": "float64",
         "method": __doc__.strip(),
     }
     atomic_write_text(out / "gradient_variance.csv", df.to_csv(index=False, float_format="%.6g"))

@@ -13,12 +13,13 @@ from vaebench.resources import paper_dir
 from vaebench.runs import split_seed
 
 ALGORITHM_LABELS = {"aevb": "AEVB", "wake-sleep": "Wake-Sleep", "mcem": "MCEM"}
-COLORS = {"aevb": "#e00000", "wake-sleep": "#00a000", "mcem": "#0030e0"}          # ours (the paper: red, green, blue)
-PAPER_COLORS = {"aevb": "#f4a0a0", "wake-sleep": "#a0dca0", "mcem": "#a8b8f4"}    # the paper's curves, lighter
+COLORS = {"aevb": "#e00000", "wake-sleep": "#00a000", "mcem": "#0030e0"}  # ours (the paper: red, green, blue)
+PAPER_COLORS = {"aevb": "#f4a0a0", "wake-sleep": "#a0dca0", "mcem": "#a8b8f4"}  # the paper's curves, lighter
 LINESTYLES = {"train": "-", "test": "--"}
 
 
 # ---- the paper's values --------------------------------------------------------------------
+
 
 def read_paper_csv(name: str, folder: str | Path | None = None):
     """One of the paper's CSVs (reproductions/paper/<name>), its algorithm column in vaebench's
@@ -44,6 +45,7 @@ def paper_value(csv_name: str, column: str, samples: int, **where) -> float:
 
 
 # ---- our curves ----------------------------------------------------------------------------
+
 
 def interpolate(samples, values, at: float, *, log: bool = False) -> float:
     """The value at ``at`` samples, linear in samples (or in log10(samples) with ``log``)
@@ -74,9 +76,21 @@ def ranks(*values) -> dict:
 
 # ---- the obtained-against-paper table --------------------------------------------------------
 
-def comparison_markdown(table, *, title: str, budget: str | None, run_keys: list[str], columns: list[tuple],
-                        splits: tuple[str, str], ranks_by: dict, paper_cell, largest: str, empty: str,
-                        note: str) -> str:
+
+def comparison_markdown(
+    table,
+    *,
+    title: str,
+    budget: str | None,
+    run_keys: list[str],
+    columns: list[tuple],
+    splits: tuple[str, str],
+    ranks_by: dict,
+    paper_cell,
+    largest: str,
+    empty: str,
+    note: str,
+) -> str:
     """Markdown of a comparison table (one row per run, budget and split: ``ours``, ``paper``,
     ``difference``): at the largest budget each run reached, then at every budget, then ``note``.
 
@@ -85,8 +99,13 @@ def comparison_markdown(table, *, title: str, budget: str | None, run_keys: list
     lines = [f"## {title}: obtained against the paper{f' (budget: {budget})' if budget else ''}", ""]
     if table.empty:
         return "\n".join(lines + [empty, ""])
-    head = "| " + " | ".join([c[0] for c in columns] + ["samples"]
-                             + [f"{s}: {what}" for s in splits for what in ("ours", "paper", "Δ")]) + " |"
+    head = (
+        "| "
+        + " | ".join(
+            [c[0] for c in columns] + ["samples"] + [f"{s}: {what}" for s in splits for what in ("ours", "paper", "Δ")]
+        )
+        + " |"
+    )
     sep = "|" + "|".join([c[1] for c in columns] + ["---:"] * 7) + "|"
 
     def rows(part) -> list[str]:
@@ -99,23 +118,36 @@ def comparison_markdown(table, *, title: str, budget: str | None, run_keys: list
                     cells += ["", "", ""]
                     continue
                 r = next(r.itertuples())
-                cells += [format_spread(r), paper_cell(r),
-                          f"{r.difference:+.1f}" if not math.isnan(r.difference) else "n/a"]
+                cells += [
+                    format_spread(r),
+                    paper_cell(r),
+                    f"{r.difference:+.1f}" if not math.isnan(r.difference) else "n/a",
+                ]
             out.append("| " + " | ".join(cells) + " |")
         return out
 
     table = sort_in_order(table, [*run_keys, "samples", "split"], {**ranks_by, "split": ranks(*splits)})
     last = table.groupby(run_keys).samples.transform("max")
-    lines += [f"### At the largest {largest} budget each run reached", "", head, sep, *rows(table[table.samples == last]), ""]
+    lines += [
+        f"### At the largest {largest} budget each run reached",
+        "",
+        head,
+        sep,
+        *rows(table[table.samples == last]),
+        "",
+    ]
     if table.samples.nunique() > 1:
         lines += ["### Every budget reached", "", head, sep, *rows(table), ""]
     if "ours_std" in table:
-        note += (f" Ours over {int(table.seeds.max())} seeds: their mean ± standard deviation (Δ: the mean − paper); "
-                 "the figure draws the mean, with a band from the lowest seed to the highest.")
+        note += (
+            f" Ours over {int(table.seeds.max())} seeds: their mean ± standard deviation (Δ: the mean − paper); "
+            "the figure draws the mean, with a band from the lowest seed to the highest."
+        )
     return "\n".join(lines + [note, ""])
 
 
 # ---- plots ---------------------------------------------------------------------------------
+
 
 def new_figure(nrows: int, ncols: int, figsize):
     """A matplotlib figure (Agg) and its axes as a 2-d array."""
@@ -127,8 +159,9 @@ def new_figure(nrows: int, ncols: int, figsize):
     return plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
 
 
-def draw_curves(ax, df, y: str, colors: dict, fallback: str = "k", x_scale: float = 1.0, by: str = "algorithm",
-                **style) -> None:
+def draw_curves(
+    ax, df, y: str, colors: dict, fallback: str = "k", x_scale: float = 1.0, by: str = "algorithm", **style
+) -> None:
     """One line per (``by``, split) of ``df``: x = samples_seen / x_scale, the colour of its
     ``by`` value (else ``fallback``), the split's line style (train solid, test dashed). Where
     ``df`` has several runs (seeds) of a line, their mean over a band from their min to max."""
@@ -139,8 +172,13 @@ def draw_curves(ax, df, y: str, colors: dict, fallback: str = "k", x_scale: floa
             x = g.samples_seen / x_scale
             ax.fill_between(x, g["min"], g["max"], color=color, alpha=0.2, lw=0, zorder=style.get("zorder", 2) - 0.5)
         g = g.sort_values("samples_seen")
-        ax.plot(g.samples_seen / x_scale if x_scale != 1.0 else g.samples_seen, g[y], color=color,
-                ls=LINESTYLES[split], **style)
+        ax.plot(
+            g.samples_seen / x_scale if x_scale != 1.0 else g.samples_seen,
+            g[y],
+            color=color,
+            ls=LINESTYLES[split],
+            **style,
+        )
 
 
 def seeds_title(ours) -> str:
@@ -153,9 +191,14 @@ def legend_handles(algorithms, ours_lw: float = 1.6, paper_lw: float = 1.0) -> l
     """The legend: each algorithm ours, each algorithm the paper's, then train and test."""
     from matplotlib.lines import Line2D
 
-    return [Line2D([], [], color=COLORS[a], lw=ours_lw, label=f"{ALGORITHM_LABELS[a]} (ours)") for a in algorithms] + \
-        [Line2D([], [], color=PAPER_COLORS[a], lw=paper_lw, label=f"{ALGORITHM_LABELS[a]} (paper)") for a in algorithms] + \
-        [Line2D([], [], color="k", lw=1.2, ls=ls, label=split) for split, ls in LINESTYLES.items()]
+    return (
+        [Line2D([], [], color=COLORS[a], lw=ours_lw, label=f"{ALGORITHM_LABELS[a]} (ours)") for a in algorithms]
+        + [
+            Line2D([], [], color=PAPER_COLORS[a], lw=paper_lw, label=f"{ALGORITHM_LABELS[a]} (paper)")
+            for a in algorithms
+        ]
+        + [Line2D([], [], color="k", lw=1.2, ls=ls, label=split) for split, ls in LINESTYLES.items()]
+    )
 
 
 def save_figure(fig, path: str | Path) -> None:

@@ -23,9 +23,22 @@ import sys
 
 from vaebench.engine.config import run_config
 from vaebench.engine.study import Option, Study
-from vaebench.errors import VaebenchError
 from vaebench.engine.summary import ranks
-from vaebench.figures.common import ALGORITHM_LABELS, COLORS, PAPER_COLORS, comparison_markdown, draw_curves, interpolate, legend_handles, new_figure, paper_value as _paper_value, read_paper_csv, save_figure, seeds_title
+from vaebench.errors import VaebenchError
+from vaebench.figures.common import (
+    ALGORITHM_LABELS,
+    COLORS,
+    PAPER_COLORS,
+    comparison_markdown,
+    draw_curves,
+    interpolate,
+    legend_handles,
+    new_figure,
+    read_paper_csv,
+    save_figure,
+    seeds_title,
+)
+from vaebench.figures.common import paper_value as _paper_value
 from vaebench.formatting import format_value
 from vaebench.runs import METRIC_COLUMNS
 
@@ -53,8 +66,9 @@ def paper_reference():
 
 def paper_value(dataset: str, nz: int, algorithm: str, split: str, samples: int) -> float:
     """The paper's lower bound at one of figure2_reference.csv's budgets."""
-    return _paper_value("figure2_reference.csv", "lower_bound", samples, dataset=dataset, nz=nz, algorithm=algorithm,
-                        split=split)
+    return _paper_value(
+        "figure2_reference.csv", "lower_bound", samples, dataset=dataset, nz=nz, algorithm=algorithm, split=split
+    )
 
 
 class Figure2(Study):
@@ -62,8 +76,22 @@ class Figure2(Study):
     description = "Figure 2: AEVB against wake-sleep, lower bound against training samples (18 runs)"
     run_pattern = "<dataset>_nz<N>_<algorithm>/"
     algorithms = ALGORITHMS
-    columns = ("budget", "dataset", "algorithm", "estimator", "nz", "hidden", "seed", "samples_seen", "split",
-               "lower_bound", "wall_s", "lr", "status", "run")
+    columns = (
+        "budget",
+        "dataset",
+        "algorithm",
+        "estimator",
+        "nz",
+        "hidden",
+        "seed",
+        "samples_seen",
+        "split",
+        "lower_bound",
+        "wall_s",
+        "lr",
+        "status",
+        "run",
+    )
     row_order = ("dataset", "nz", "algorithm", "seed", "samples_seen", "split")
     row_ranks = {"dataset": ranks(*PANELS), "algorithm": ranks(*ALGORITHMS), "split": ranks("train", "test")}
 
@@ -82,11 +110,13 @@ class Figure2(Study):
     def selection(self, values, conf):
         if not values.get("datasets"):
             return {}
-        datasets = [d.strip() for d in values['datasets'].split(",") if d.strip()]
+        datasets = [d.strip() for d in values["datasets"].split(",") if d.strip()]
         unknown = [d for d in datasets if d not in conf["datasets"]]
         if unknown or not datasets:
-            raise VaebenchError(f"--datasets: unknown {', '.join(unknown) or repr(values['datasets'])}; choose from "
-                                f"{', '.join(conf['datasets'])}")
+            raise VaebenchError(
+                f"--datasets: unknown {', '.join(unknown) or repr(values['datasets'])}; choose from "
+                f"{', '.join(conf['datasets'])}"
+            )
         return {"datasets": datasets}
 
     def run_specs(self, conf, budget, selection, overrides):
@@ -94,15 +124,25 @@ class Figure2(Study):
         specs = []
         for dataset in selection.get("datasets") or list(conf["datasets"]):
             if dataset not in conf["datasets"]:
-                raise VaebenchError(f"unknown data set {dataset!r} for figure2; choose from {', '.join(conf['datasets'])}")
+                raise VaebenchError(
+                    f"unknown data set {dataset!r} for figure2; choose from {', '.join(conf['datasets'])}"
+                )
             ds = conf["datasets"][dataset]
             panel = {k: v for k, v in ds.items() if k not in _PANEL_KEYS}
             for nz in ds["nz"]:
                 if selection.get("nzs") is not None and nz not in selection["nzs"]:
                     continue
                 for algorithm in selection.get("algorithms") or list(conf["algorithms"]):
-                    cfg = run_config(conf, budget, panel, algorithm=algorithm, overrides=overrides,
-                                              dataset=dataset, nz=int(nz), hidden=ds.get("hidden"))
+                    cfg = run_config(
+                        conf,
+                        budget,
+                        panel,
+                        algorithm=algorithm,
+                        overrides=overrides,
+                        dataset=dataset,
+                        nz=int(nz),
+                        hidden=ds.get("hidden"),
+                    )
                     specs.append((cfg, run_name(dataset, int(nz), algorithm)))
         return specs
 
@@ -124,39 +164,76 @@ class Figure2(Study):
         reference = paper_reference()
         rows = []
         for (dataset, nz, algorithm, split), g in ours.groupby(["dataset", "nz", "algorithm", "split"], sort=False):
-            ref = reference[(reference.dataset == dataset) & (reference.nz == nz)
-                            & (reference.algorithm == algorithm) & (reference.split == split)]
+            ref = reference[
+                (reference.dataset == dataset)
+                & (reference.nz == nz)
+                & (reference.algorithm == algorithm)
+                & (reference.split == split)
+            ]
             lo, hi = g.samples_seen.min(), g.samples_seen.max()
             for r in ref.sort_values("samples_seen").itertuples():
                 if not lo <= r.samples_seen <= hi:
                     continue
                 value = interpolate(g.samples_seen.tolist(), g.lower_bound.tolist(), r.samples_seen, log=True)
-                rows.append({"dataset": dataset, "nz": int(nz), "algorithm": algorithm, "split": split,
-                             "samples": int(r.samples_seen), "ours": value, "paper": float(r.lower_bound),
-                             "difference": value - float(r.lower_bound),
-                             "ours_exact": bool((g.samples_seen == r.samples_seen).any()),
-                             "paper_interpolated": bool(r.segment_decades > LONG_SEGMENT),
-                             "paper_shown": bool(r.shown_in_figure)})
-        return pd.DataFrame(rows, columns=["dataset", "nz", "algorithm", "split", "samples", "ours", "paper",
-                                           "difference", "ours_exact", "paper_interpolated", "paper_shown"])
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "nz": int(nz),
+                        "algorithm": algorithm,
+                        "split": split,
+                        "samples": int(r.samples_seen),
+                        "ours": value,
+                        "paper": float(r.lower_bound),
+                        "difference": value - float(r.lower_bound),
+                        "ours_exact": bool((g.samples_seen == r.samples_seen).any()),
+                        "paper_interpolated": bool(r.segment_decades > LONG_SEGMENT),
+                        "paper_shown": bool(r.shown_in_figure),
+                    }
+                )
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "dataset",
+                "nz",
+                "algorithm",
+                "split",
+                "samples",
+                "ours",
+                "paper",
+                "difference",
+                "ours_exact",
+                "paper_interpolated",
+                "paper_shown",
+            ],
+        )
 
     def table_markdown(self, table, summary):
         return comparison_markdown(
-            table, title="Figure 2", budget=summary.budget, run_keys=["dataset", "nz", "algorithm"],
-            columns=[("data set", "---", DATASET_TITLES.get), ("N_z", "---:", str), ("algorithm", "---", ALGORITHM_LABELS.get)],
-            splits=("test", "train"), ranks_by={"dataset": ranks(*PANELS), "algorithm": ranks(*ALGORITHMS)},
-            paper_cell=lambda r: format_value(r.paper) + ("*" if r.paper_interpolated else "")
-            + ("†" if not r.paper_shown else ""),
+            table,
+            title="Figure 2",
+            budget=summary.budget,
+            run_keys=["dataset", "nz", "algorithm"],
+            columns=[
+                ("data set", "---", DATASET_TITLES.get),
+                ("N_z", "---:", str),
+                ("algorithm", "---", ALGORITHM_LABELS.get),
+            ],
+            splits=("test", "train"),
+            ranks_by={"dataset": ranks(*PANELS), "algorithm": ranks(*ALGORITHMS)},
+            paper_cell=lambda r: (
+                format_value(r.paper) + ("*" if r.paper_interpolated else "") + ("†" if not r.paper_shown else "")
+            ),
             largest="tabulated",
             empty="No run has reached a budget at which the paper's value is tabulated (5e5 samples and up).",
             note="Average variational lower bound per datapoint (nats; Frey Face: a density, so positive), "
-                 "Δ = ours − paper. Ours: the bound estimate on the whole split (SGVB B, L = 1) with the "
-                 "parameters at that point, interpolated linearly in log10(samples) between our evaluation "
-                 "points (4 per decade) where the budget is not one of them. Paper: Figure 2 read from the PDF's "
-                 "vector paths at that budget (reproductions/paper/figure2_reference.csv); "
-                 f"* = on a drawn segment wider than {LONG_SEGMENT} decades (the plot's straight line, not a "
-                 "measurement); † = outside the figure's visible axes. The paper's train curve may be a running "
-                 "average over the preceding minibatches (it lies below its test curve early on); ours is not.")
+            "Δ = ours − paper. Ours: the bound estimate on the whole split (SGVB B, L = 1) with the "
+            "parameters at that point, interpolated linearly in log10(samples) between our evaluation "
+            "points (4 per decade) where the budget is not one of them. Paper: Figure 2 read from the PDF's "
+            "vector paths at that budget (reproductions/paper/figure2_reference.csv); "
+            f"* = on a drawn segment wider than {LONG_SEGMENT} decades (the plot's straight line, not a "
+            "measurement); † = outside the figure's visible axes. The paper's train curve may be a running "
+            "average over the preceding minibatches (it lies below its test curve early on); ours is not.",
+        )
 
     def plot(self, ours, path, budget):
         """The paper's layout, only panels with runs: MNIST row (N_z 3, 5, 10, 20, 200), Frey Face
@@ -182,18 +259,30 @@ class Figure2(Study):
                     ax.set_xlabel("# training samples evaluated", fontsize=9)
         h = fig.get_figheight()
         title = "Figure 2 (Kingma & Welling 2013): ours against the paper's curves"
-        fig.suptitle(title + (f" — budget: {budget}" if budget else "") + seeds_title(ours), fontsize=10,
-                     y=1 - 0.08 / h, va="top")
+        fig.suptitle(
+            title + (f" — budget: {budget}" if budget else "") + seeds_title(ours),
+            fontsize=10,
+            y=1 - 0.08 / h,
+            va="top",
+        )
         wide = fig.get_figwidth() >= 9  # the legend on one line, else two
-        fig.legend(handles=legend_handles(ALGORITHMS, paper_lw=0.9), loc="upper center", ncol=6 if wide else 3,
-                   fontsize=8, frameon=False, bbox_to_anchor=(0.5, 1 - 0.3 / h))
+        fig.legend(
+            handles=legend_handles(ALGORITHMS, paper_lw=0.9),
+            loc="upper center",
+            ncol=6 if wide else 3,
+            fontsize=8,
+            frameon=False,
+            bbox_to_anchor=(0.5, 1 - 0.3 / h),
+        )
         fig.tight_layout(rect=(0, 0, 1, 1 - (0.45 if wide else 0.65) / h))
         save_figure(fig, path)
 
     def run_provenance(self, folder, info, summary):
         cfg = info.get("config", {})
-        return {"dreams": cfg.get("dreams") if cfg.get("algorithm") == "wake-sleep" else None,
-                "final": info.get("final")}
+        return {
+            "dreams": cfg.get("dreams") if cfg.get("algorithm") == "wake-sleep" else None,
+            "final": info.get("final"),
+        }
 
 
 def _panel(ax, ours, curves, dataset: str, nz: int) -> None:

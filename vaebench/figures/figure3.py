@@ -27,19 +27,42 @@ import sys
 
 from vaebench.engine.config import run_config
 from vaebench.engine.study import Option, Study
-from vaebench.engine.summary import frame
+from vaebench.engine.summary import frame, ranks
 from vaebench.errors import VaebenchError
-from vaebench.engine.summary import ranks
-from vaebench.figures.common import ALGORITHM_LABELS, COLORS, PAPER_COLORS, comparison_markdown, draw_curves, interpolate, legend_handles, new_figure, paper_value as _paper_value, read_paper_csv, save_figure, seeds_title
+from vaebench.figures.common import (
+    ALGORITHM_LABELS,
+    COLORS,
+    PAPER_COLORS,
+    comparison_markdown,
+    draw_curves,
+    interpolate,
+    legend_handles,
+    new_figure,
+    read_paper_csv,
+    save_figure,
+    seeds_title,
+)
+from vaebench.figures.common import paper_value as _paper_value
 from vaebench.formatting import format_samples, format_value
 from vaebench.runs import RunFolder
 
 N_TRAIN = (1000, 50000)
 ALGORITHMS = ("aevb", "wake-sleep", "mcem")
-MARGINAL_DEFAULTS = {"method": "hmc", "n_points": 1000, "samples_per_point": 50, "leapfrog": 4,
-                     "burn_in": 200, "thin": 2, "min_samples": 0, "seed": 0, "importance_k": 1000}
-ESTIMATOR = ("appendix D: HMC posterior samples, full-covariance Gaussian q(z) per datapoint fitted to a first "
-             "sample set, -logmeanexp[log q - log p(x, z)] on a second set")
+MARGINAL_DEFAULTS = {
+    "method": "hmc",
+    "n_points": 1000,
+    "samples_per_point": 50,
+    "leapfrog": 4,
+    "burn_in": 200,
+    "thin": 2,
+    "min_samples": 0,
+    "seed": 0,
+    "importance_k": 1000,
+}
+ESTIMATOR = (
+    "appendix D: HMC posterior samples, full-covariance Gaussian q(z) per datapoint fitted to a first "
+    "sample set, -logmeanexp[log q - log p(x, z)] on a second set"
+)
 _FILTER_KEYS = ("n_points", "samples_per_point", "leapfrog", "burn_in", "thin", "seed")
 _RUN_NAME = re.compile(r"ntrain(\d+)_(aevb|wake-sleep|mcem)$")
 
@@ -60,8 +83,9 @@ def paper_reference():
 
 def paper_value(n_train: int, algorithm: str, split: str, samples: int) -> float:
     """The paper's marginal log-likelihood at one of figure3_reference.csv's budgets."""
-    return _paper_value("figure3_reference.csv", "marginal_log_likelihood", samples, n_train=n_train,
-                        algorithm=algorithm, split=split)
+    return _paper_value(
+        "figure3_reference.csv", "marginal_log_likelihood", samples, n_train=n_train, algorithm=algorithm, split=split
+    )
 
 
 def estimate_all(runs, settings: dict, *, data_dir=None, device=None, progress: bool = True) -> None:
@@ -72,11 +96,20 @@ def estimate_all(runs, settings: dict, *, data_dir=None, device=None, progress: 
     for cfg, run_dir in runs:
         if RunFolder(run_dir).read_info(missing_ok=True) is None:
             continue
-        common = dict(n_points=settings["n_points"], seed=settings["seed"], data_dir=data_dir, device=device,
-                      progress=progress)
-        evaluate_run(run_dir, method=settings["method"], samples_per_point=settings["samples_per_point"],
-                     leapfrog=settings["leapfrog"], burn_in=settings["burn_in"], thin=settings["thin"],
-                     snapshot="all", min_samples=settings["min_samples"], **common)
+        common = dict(
+            n_points=settings["n_points"], seed=settings["seed"], data_dir=data_dir, device=device, progress=progress
+        )
+        evaluate_run(
+            run_dir,
+            method=settings["method"],
+            samples_per_point=settings["samples_per_point"],
+            leapfrog=settings["leapfrog"],
+            burn_in=settings["burn_in"],
+            thin=settings["thin"],
+            snapshot="all",
+            min_samples=settings["min_samples"],
+            **common,
+        )
         if cfg.algorithm != "mcem" and settings.get("importance_k"):
             evaluate_run(run_dir, method="importance", k=settings["importance_k"], snapshot="last", **common)
 
@@ -86,9 +119,26 @@ class Figure3(Study):
     description = "Figure 3: marginal likelihood of AEVB, wake-sleep and MCEM against training samples (6 runs)"
     run_pattern = "ntrain<N>_<algorithm>/ with marginal_hmc.csv"
     algorithms = ALGORITHMS
-    columns = ("budget", "n_train", "algorithm", "samples_seen", "split", "marginal_log_likelihood", "stderr",
-               "method", "n_points", "samples_per_point", "leapfrog", "burn_in", "thin", "seed", "mean_accept",
-               "lr", "status", "run")
+    columns = (
+        "budget",
+        "n_train",
+        "algorithm",
+        "samples_seen",
+        "split",
+        "marginal_log_likelihood",
+        "stderr",
+        "method",
+        "n_points",
+        "samples_per_point",
+        "leapfrog",
+        "burn_in",
+        "thin",
+        "seed",
+        "mean_accept",
+        "lr",
+        "status",
+        "run",
+    )
     row_order = ("n_train", "algorithm", "run", "samples_seen", "split")
     row_ranks = {"algorithm": ranks(*ALGORITHMS), "split": ranks("train", "test")}
     settings_table, settings_defaults = "marginal", MARGINAL_DEFAULTS
@@ -107,10 +157,14 @@ class Figure3(Study):
 
     def run_specs(self, conf, budget, selection, overrides):
         """N_train x algorithms (``selection``: n_train, algorithms subsets)."""
-        return [(run_config(conf, budget, algorithm=algorithm, overrides=overrides, n_train=int(n)),
-                 run_name(int(n), algorithm))
-                for n in selection.get("n_train") or conf["n_train"]
-                for algorithm in selection.get("algorithms") or list(conf["algorithms"])]
+        return [
+            (
+                run_config(conf, budget, algorithm=algorithm, overrides=overrides, n_train=int(n)),
+                run_name(int(n), algorithm),
+            )
+            for n in selection.get("n_train") or conf["n_train"]
+            for algorithm in selection.get("algorithms") or list(conf["algorithms"])
+        ]
 
     def run_key(self, name):
         m = _RUN_NAME.match(name)
@@ -118,9 +172,15 @@ class Figure3(Study):
 
     def announce(self, rep):
         s = rep.settings
-        note = f"\nnote: {s['n_points']} points per split at this budget (the paper: 1,000)" if s["n_points"] < 1000 else ""
-        return (f", then the appendix D estimate on the first {s['n_points']:,} train and test points at every "
-                f"snapshot from {s['min_samples']:,} samples{note}")
+        note = (
+            f"\nnote: {s['n_points']} points per split at this budget (the paper: 1,000)"
+            if s["n_points"] < 1000
+            else ""
+        )
+        return (
+            f", then the appendix D estimate on the first {s['n_points']:,} train and test points at every "
+            f"snapshot from {s['min_samples']:,} samples{note}"
+        )
 
     def after_training(self, rep):
         estimate_all(rep.runs, rep.settings, data_dir=rep.data_dir, device=rep.device, progress=rep.progress)
@@ -149,12 +209,16 @@ class Figure3(Study):
         reference, curves = paper_reference(), paper_curves()
         rows = []
         for (n_train, algorithm, split), g in ours.groupby(["n_train", "algorithm", "split"], sort=False):
+
             def select(df):
                 return df[(df.n_train == n_train) & (df.algorithm == algorithm) & (df.split == split)]
 
             lo, hi = g.samples_seen.min(), g.samples_seen.max()
-            points = [(int(r.samples_seen), float(r.marginal_log_likelihood), bool(r.shown_in_figure), False)
-                      for r in select(reference).sort_values("samples_seen").itertuples() if lo <= r.samples_seen <= hi]
+            points = [
+                (int(r.samples_seen), float(r.marginal_log_likelihood), bool(r.shown_in_figure), False)
+                for r in select(reference).sort_values("samples_seen").itertuples()
+                if lo <= r.samples_seen <= hi
+            ]
             curve = select(curves)
             curve = curve[curve.shown_in_figure.astype(bool)]
             if not points and not curve.empty:
@@ -163,33 +227,61 @@ class Figure3(Study):
                     points.append((int(hi), paper, True, True))
             for samples, paper, shown, from_curve in points:
                 value = interpolate(g.samples_seen.tolist(), g.marginal_log_likelihood.tolist(), samples)
-                rows.append({"n_train": int(n_train), "algorithm": algorithm, "split": split, "samples": samples,
-                             "ours": value, "paper": paper, "difference": value - paper,
-                             "ours_exact": bool((g.samples_seen == samples).any()), "paper_shown": shown,
-                             "from_curve": from_curve})
-        return pd.DataFrame(rows, columns=["n_train", "algorithm", "split", "samples", "ours", "paper", "difference",
-                                           "ours_exact", "paper_shown", "from_curve"])
+                rows.append(
+                    {
+                        "n_train": int(n_train),
+                        "algorithm": algorithm,
+                        "split": split,
+                        "samples": samples,
+                        "ours": value,
+                        "paper": paper,
+                        "difference": value - paper,
+                        "ours_exact": bool((g.samples_seen == samples).any()),
+                        "paper_shown": shown,
+                        "from_curve": from_curve,
+                    }
+                )
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "n_train",
+                "algorithm",
+                "split",
+                "samples",
+                "ours",
+                "paper",
+                "difference",
+                "ours_exact",
+                "paper_shown",
+                "from_curve",
+            ],
+        )
 
     def table_markdown(self, table, summary):
         s = self._settings(summary)
         md = comparison_markdown(
-            table, title="Figure 3", budget=summary.budget, run_keys=["n_train", "algorithm"],
+            table,
+            title="Figure 3",
+            budget=summary.budget,
+            run_keys=["n_train", "algorithm"],
             columns=[("N_train", "---:", "{:,}".format), ("algorithm", "---", ALGORITHM_LABELS.get)],
-            splits=("train", "test"), ranks_by={"algorithm": ranks(*ALGORITHMS)},
+            splits=("train", "test"),
+            ranks_by={"algorithm": ranks(*ALGORITHMS)},
             paper_cell=lambda r: format_value(r.paper) + ("" if r.paper_shown else "†") + ("‡" if r.from_curve else ""),
             largest="compared",
             empty="No run has reached a budget at which the paper's value is tabulated (1e6 samples and up) "
-                  "or that the paper's plotted curves cover.",
+            "or that the paper's plotted curves cover.",
             note="Estimated marginal log-likelihood log p(x) per datapoint (nats), Δ = ours − paper. Ours: the "
-                 "appendix D estimator (HMC posterior samples, a full-covariance Gaussian q(z) per datapoint "
-                 f"fitted to {s.get('samples_per_point', 50)} samples, the estimate from "
-                 f"{s.get('samples_per_point', 50)} more; {s.get('leapfrog', 4)} leapfrog steps) on the first "
-                 f"{s.get('n_points', 1000):,} points of each split, with the parameters at each snapshot, "
-                 "interpolated linearly between snapshots where the budget is not one of them. Paper: Figure 3 "
-                 "read from the PDF's vector paths (reproductions/paper/figure3_reference.csv); † = outside the "
-                 "figure's visible axes; ‡ = a run that reached no tabulated budget, compared at its last "
-                 "snapshot with the paper's plotted curve (figure3_curves.csv) read there (below 1e6 the curves "
-                 "sit in the first 2% of the linear x axis, so those readings are coarse).")
+            "appendix D estimator (HMC posterior samples, a full-covariance Gaussian q(z) per datapoint "
+            f"fitted to {s.get('samples_per_point', 50)} samples, the estimate from "
+            f"{s.get('samples_per_point', 50)} more; {s.get('leapfrog', 4)} leapfrog steps) on the first "
+            f"{s.get('n_points', 1000):,} points of each split, with the parameters at each snapshot, "
+            "interpolated linearly between snapshots where the budget is not one of them. Paper: Figure 3 "
+            "read from the PDF's vector paths (reproductions/paper/figure3_reference.csv); † = outside the "
+            "figure's visible axes; ‡ = a run that reached no tabulated budget, compared at its last "
+            "snapshot with the paper's plotted curve (figure3_curves.csv) read there (below 1e6 the curves "
+            "sit in the first 2% of the linear x axis, so those readings are coarse).",
+        )
         cross = _cross_check(summary)
         return md + ("\n" + cross if cross else "")
 
@@ -198,8 +290,9 @@ class Figure3(Study):
         wake-sleep green, MCEM blue; train solid, test dashed; the paper's curves beside ours,
         lighter and thinner."""
         curves = paper_curves()
-        panels = [n for n in N_TRAIN if (ours.n_train == n).any()] + \
-            sorted(set(int(n) for n in ours.n_train) - set(N_TRAIN))
+        panels = [n for n in N_TRAIN if (ours.n_train == n).any()] + sorted(
+            set(int(n) for n in ours.n_train) - set(N_TRAIN)
+        )
         if not panels:
             raise VaebenchError("no marginal-likelihood estimates to plot")
         fig, axes = new_figure(1, len(panels), (5.2 * len(panels), 4.4))
@@ -209,15 +302,22 @@ class Figure3(Study):
         note = (f" (budget: {budget})" if budget else "") + seeds_title(ours)
         narrow = len(panels) == 1  # one panel: the note on a line of its own, or it is cut off
         fig.suptitle(title + ("\n" + note.lstrip(", ") if narrow and note else note), fontsize=10)
-        fig.legend(handles=legend_handles(ALGORITHMS), loc="lower center", ncol=4 if not narrow else 3, fontsize=8,
-                   frameon=False)
+        fig.legend(
+            handles=legend_handles(ALGORITHMS),
+            loc="lower center",
+            ncol=4 if not narrow else 3,
+            fontsize=8,
+            frameon=False,
+        )
         fig.tight_layout(rect=(0, 0.14 if narrow else 0.12, 1, 1 if narrow else 0.95))
         save_figure(fig, path)
 
     def run_provenance(self, folder, info, summary):
         rows = folder.read_marginal(summary.settings.get("method", "hmc"))
-        return {"options": info.get("config", {}).get("options"),
-                "marginal_wall_s": round(math.fsum(float(r["wall_s"]) for r in rows), 1) if rows else None}
+        return {
+            "options": info.get("config", {}).get("options"),
+            "marginal_wall_s": round(math.fsum(float(r["wall_s"]) for r in rows), 1) if rows else None,
+        }
 
     def provenance(self, summary):
         return {"marginal_likelihood": {**self._settings(summary), "estimator": ESTIMATOR}}
@@ -228,8 +328,11 @@ class Figure3(Study):
         if summary.settings:
             return summary.settings
         first = summary.ours.iloc[0]
-        return {k: (int(first[k]) if str(first[k]).isdigit() else first[k])
-                for k in MARGINAL_DEFAULTS if k in summary.ours and k != "min_samples"}
+        return {
+            k: (int(first[k]) if str(first[k]).isdigit() else first[k])
+            for k in MARGINAL_DEFAULTS
+            if k in summary.ours and k != "min_samples"
+        }
 
 
 def parse_n_train(text: str, conf: dict) -> list[int]:
@@ -281,17 +384,27 @@ def _cross_check(summary) -> str:
             if mine.empty:
                 continue
             h = mine.iloc[0]
-            lines.append(f"| {folder.name} | {format_samples(int(r.samples_seen))} | {r.split} | "
-                         f"{h.marginal_log_likelihood:.2f} ± {h.stderr:.3f} | "
-                         f"{r.marginal_log_likelihood:.2f} ± {r.stderr:.3f} (k = {int(r.k)}) |")
+            lines.append(
+                f"| {folder.name} | {format_samples(int(r.samples_seen))} | {r.split} | "
+                f"{h.marginal_log_likelihood:.2f} ± {h.stderr:.3f} | "
+                f"{r.marginal_log_likelihood:.2f} ± {r.stderr:.3f} (k = {int(r.k)}) |"
+            )
     if not lines:
         return ""
-    return "\n".join([
-        "### Cross-check: importance sampling with the trained encoder as proposal", "",
-        "| run | samples | split | appendix D (HMC) | importance sampling |", "|---|---:|---|---:|---:|", *lines, "",
-        "Importance sampling with q(z|x) as proposal is a lower bound in expectation; where the encoder "
-        "is a poor proposal (test points of a model that overfits) it falls well below, and its "
-        "standard error (delta method) understates its error.", ""])
+    return "\n".join(
+        [
+            "### Cross-check: importance sampling with the trained encoder as proposal",
+            "",
+            "| run | samples | split | appendix D (HMC) | importance sampling |",
+            "|---|---:|---|---:|---:|",
+            *lines,
+            "",
+            "Importance sampling with q(z|x) as proposal is a lower bound in expectation; where the encoder "
+            "is a poor proposal (test points of a model that overfits) it falls well below, and its "
+            "standard error (delta method) understates its error.",
+            "",
+        ]
+    )
 
 
 STUDY = Figure3()

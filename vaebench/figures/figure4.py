@@ -25,8 +25,8 @@ import sys
 
 from vaebench.engine.config import run_config
 from vaebench.engine.study import Study
-from vaebench.errors import VaebenchError
 from vaebench.engine.summary import ranks
+from vaebench.errors import VaebenchError
 from vaebench.runs import METRIC_COLUMNS, RunFolder
 
 DATASET_TITLES = {"mnist": "MNIST", "frey": "Frey Face"}
@@ -40,8 +40,22 @@ class LearnedModelFigure(Study):
     config_name = "figure2"
     algorithms = ("aevb", "wake-sleep")
     panels: tuple[tuple[str, int], ...] = ()
-    columns = ("budget", "dataset", "algorithm", "estimator", "nz", "hidden", "seed", "samples_seen", "split",
-               "lower_bound", "wall_s", "lr", "status", "run")
+    columns = (
+        "budget",
+        "dataset",
+        "algorithm",
+        "estimator",
+        "nz",
+        "hidden",
+        "seed",
+        "samples_seen",
+        "split",
+        "lower_bound",
+        "wall_s",
+        "lr",
+        "status",
+        "run",
+    )
     row_order = ("dataset", "nz", "seed", "samples_seen", "split")
     row_ranks = {"dataset": ranks("frey", "mnist"), "split": ranks("train", "test")}
 
@@ -56,8 +70,16 @@ class LearnedModelFigure(Study):
                 raise VaebenchError(f"{self.title} needs [datasets.{dataset}] in its config")
             ds = conf["datasets"][dataset]
             panel = {k: v for k, v in ds.items() if k not in ("nz", "hidden")}
-            cfg = run_config(conf, budget, panel, algorithm="aevb", overrides=overrides, dataset=dataset,
-                                      nz=nz, hidden=ds.get("hidden"))
+            cfg = run_config(
+                conf,
+                budget,
+                panel,
+                algorithm="aevb",
+                overrides=overrides,
+                dataset=dataset,
+                nz=nz,
+                hidden=ds.get("hidden"),
+            )
             specs.append((cfg, f"{dataset}_nz{nz}_aevb"))
         return specs
 
@@ -77,15 +99,25 @@ class LearnedModelFigure(Study):
         return last[["run", "dataset", "nz", "seed", "samples_seen", "split", "lower_bound"]].reset_index(drop=True)
 
     def table_markdown(self, table, summary):
-        lines = [f"## {self.title}: the runs drawn{f' (budget: {summary.budget})' if summary.budget else ''}", "",
-                 "| run | data set | N_z | samples | test bound | train bound |", "|---|---|---:|---:|---:|---:|"]
+        lines = [
+            f"## {self.title}: the runs drawn{f' (budget: {summary.budget})' if summary.budget else ''}",
+            "",
+            "| run | data set | N_z | samples | test bound | train bound |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
         for run, g in table.groupby("run", sort=False):
             by = dict(zip(g.split, g.lower_bound))
             r = g.iloc[0]
-            lines.append(f"| {run} | {DATASET_TITLES[r.dataset]} | {r.nz} | {int(r.samples_seen):,} | "
-                         f"{by.get('test', float('nan')):.1f} | {by.get('train', float('nan')):.1f} |")
-        lines += ["", "Average lower bound per datapoint (SGVB B, whole split) of the parameters drawn in the "
-                      "figure; the paper gives no numbers for this figure.", ""]
+            lines.append(
+                f"| {run} | {DATASET_TITLES[r.dataset]} | {r.nz} | {int(r.samples_seen):,} | "
+                f"{by.get('test', float('nan')):.1f} | {by.get('train', float('nan')):.1f} |"
+            )
+        lines += [
+            "",
+            "Average lower bound per datapoint (SGVB B, whole split) of the parameters drawn in the "
+            "figure; the paper gives no numbers for this figure.",
+            "",
+        ]
         return "\n".join(lines)
 
     def models(self, ours):
@@ -96,12 +128,15 @@ class LearnedModelFigure(Study):
         for run in dict.fromkeys(ours.run):
             folder = self._folders[run]
             if not folder.has_checkpoint():
-                raise VaebenchError(f"{self.title} draws from trained parameters, and {folder.path} has none "
-                                    "(committed results carry none): run `vaebench reproduce "
-                                    f"{self.name}` to train it")
+                raise VaebenchError(
+                    f"{self.title} draws from trained parameters, and {folder.path} has none "
+                    "(committed results carry none): run `vaebench reproduce "
+                    f"{self.name}` to train it"
+                )
             trained = load_trained(folder.path)
-            out.append((f"{DATASET_TITLES[trained.cfg.dataset]}, $N_z = {trained.cfg.nz}$", trained.cfg.dataset,
-                        trained.model))
+            out.append(
+                (f"{DATASET_TITLES[trained.cfg.dataset]}, $N_z = {trained.cfg.nz}$", trained.cfg.dataset, trained.model)
+            )
         return out
 
 
@@ -115,8 +150,10 @@ class Figure4(LearnedModelFigure):
         from vaebench.uses.manifold import manifold_grid
         from vaebench.uses.plots import tile
 
-        images = [(label, tile(manifold_grid(model, self.grid).cpu().numpy(), IMAGE_SHAPES[dataset], pad=0))
-                  for label, dataset, model in self.models(ours)]
+        images = [
+            (label, tile(manifold_grid(model, self.grid).cpu().numpy(), IMAGE_SHAPES[dataset], pad=0))
+            for label, dataset, model in self.models(ours)
+        ]
         draw_panels(path, images, f"{self.title}: learned manifolds" + (f" (budget: {budget})" if budget else ""))
 
 

@@ -4,8 +4,8 @@ of each grid point (mean ± sd over seeds) and the plot of the bound against sam
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from vaebench.engine.reproduce import run_study
 from vaebench.engine.runs_many import RunOptions
@@ -50,26 +50,46 @@ class SweepStudy(Study):
         rows = []
         for (point, split), g in ours.groupby(["point", "split"], sort=False):
             last = g.loc[g.samples_seen.idxmax()]
-            rows.append({"point": point, **self.points[point], "split": split, "samples": int(last.samples_seen),
-                         "ours": float(last.lower_bound)})
+            rows.append(
+                {
+                    "point": point,
+                    **self.points[point],
+                    "split": split,
+                    "samples": int(last.samples_seen),
+                    "ours": float(last.lower_bound),
+                }
+            )
         return pd.DataFrame(rows, columns=["point", *self.sweep.grid, "split", "samples", "ours"])
 
     def table_markdown(self, table, summary):
         keys = list(self.sweep.grid)
-        lines = [f"## {self.title}: the average lower bound per datapoint at the end of each run", "",
-                 "| " + " | ".join([*keys, "samples", "train", "test"]) + " |",
-                 "|" + "|".join(["---"] * len(keys) + ["---:"] * 3) + "|"]
+        lines = [
+            f"## {self.title}: the average lower bound per datapoint at the end of each run",
+            "",
+            "| " + " | ".join([*keys, "samples", "train", "test"]) + " |",
+            "|" + "|".join(["---"] * len(keys) + ["---:"] * 3) + "|",
+        ]
         for point in self.points:
             g = table[table.point == point]
             if g.empty:
                 continue
             cells = {r.split: format_spread(r, 2) for r in g.itertuples()}
-            lines.append("| " + " | ".join([*(str(v) for v in self.points[point].values()),
-                                            format_samples(int(g.samples.max())), cells.get("train", ""),
-                                            cells.get("test", "")]) + " |")
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        *(str(v) for v in self.points[point].values()),
+                        format_samples(int(g.samples.max())),
+                        cells.get("train", ""),
+                        cells.get("test", ""),
+                    ]
+                )
+                + " |"
+            )
         seeds = int(table.seeds.max()) if "seeds" in table else 1
-        note = (f"Mean ± standard deviation over {seeds} seeds. " if seeds > 1 else "") + \
-            f"Each run's SGVB-B bound on the whole split at its last evaluation (nats). Sweep file: {self.sweep.path}."
+        note = (
+            f"Mean ± standard deviation over {seeds} seeds. " if seeds > 1 else ""
+        ) + f"Each run's SGVB-B bound on the whole split at its last evaluation (nats). Sweep file: {self.sweep.path}."
         return "\n".join(lines + ["", note, ""])
 
     def plot(self, ours, path, budget):
@@ -102,8 +122,14 @@ class SweepStudy(Study):
         return {"sweep": {"file": str(s.path), "name": s.name, "base": s.base, "grid": s.grid, "seeds": s.seeds}}
 
 
-def run_sweep(path: str | Path, *, out: str | Path | None = None, seeds: list[int] | None = None,
-              run: RunOptions = RunOptions(), command: Callable[[Path], str] | None = None) -> int:
+def run_sweep(
+    path: str | Path,
+    *,
+    out: str | Path | None = None,
+    seeds: list[int] | None = None,
+    run: RunOptions = RunOptions(),
+    command: Callable[[Path], str] | None = None,
+) -> int:
     """``vaebench sweep FILE``: check, lock, train, summarize, print (vaebench.engine.reproduce.run_study);
     ``seeds`` (None: the file's), ``out`` (default runs/sweeps/<name>/); ``command(out)`` is the
     command line provenance.json records."""
@@ -111,6 +137,18 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, seeds: list[in
     sweep = load_sweep(path)
     out = check_out_path(out if out is not None else Path("runs") / "sweeps" / sweep.name)
     runs = with_seeds(sweep.runs(out, run.overrides()), seeds or sweep.seeds)
-    rep = Reproduction({}, None, out, runs, {}, run.jobs, executor.threads, run.device, run.data_dir, run.progress,
-                       command(out) if command else None, executor)
+    rep = Reproduction(
+        {},
+        None,
+        out,
+        runs,
+        {},
+        run.jobs,
+        executor.threads,
+        run.device,
+        run.data_dir,
+        run.progress,
+        command(out) if command else None,
+        executor,
+    )
     return run_study(SweepStudy(sweep), rep, what="vaebench sweep", hook_threads=run.threads)

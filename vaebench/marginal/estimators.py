@@ -38,19 +38,28 @@ import torch
 from vaebench.gaussian import LOG_2PI
 from vaebench.hmc import HMCState, adapt_log_step, hmc_transition
 
-DEFAULT_N_POINTS = 1000       # paper: the first 1,000 train and test datapoints
-DEFAULT_SAMPLES = 50          # paper: 50 posterior samples of z per datapoint
-DEFAULT_LEAPFROG = 4          # paper: 4 leapfrog steps
-DEFAULT_BURN_IN = 200         # ours: HMC transitions of burn-in (step size adapted)
-DEFAULT_THIN = 2              # ours: HMC transitions between kept samples
-DEFAULT_TARGET_ACCEPT = 0.9   # ours for the estimator; the paper's 90% is stated for MCEM
-DEFAULT_K = 1000              # importance samples per datapoint
+DEFAULT_N_POINTS = 1000  # paper: the first 1,000 train and test datapoints
+DEFAULT_SAMPLES = 50  # paper: 50 posterior samples of z per datapoint
+DEFAULT_LEAPFROG = 4  # paper: 4 leapfrog steps
+DEFAULT_BURN_IN = 200  # ours: HMC transitions of burn-in (step size adapted)
+DEFAULT_THIN = 2  # ours: HMC transitions between kept samples
+DEFAULT_TARGET_ACCEPT = 0.9  # ours for the estimator; the paper's 90% is stated for MCEM
+DEFAULT_K = 1000  # importance samples per datapoint
 
 
-def hmc_sample(log_joint, x, z_init, *, n_samples: int, n_leapfrog: int = DEFAULT_LEAPFROG,
-               burn_in: int = DEFAULT_BURN_IN, thin: int = DEFAULT_THIN,
-               target_accept: float = DEFAULT_TARGET_ACCEPT, init_step_size: float = 0.1,
-               generator: torch.Generator | None = None):
+def hmc_sample(
+    log_joint,
+    x,
+    z_init,
+    *,
+    n_samples: int,
+    n_leapfrog: int = DEFAULT_LEAPFROG,
+    burn_in: int = DEFAULT_BURN_IN,
+    thin: int = DEFAULT_THIN,
+    target_accept: float = DEFAULT_TARGET_ACCEPT,
+    init_step_size: float = 0.1,
+    generator: torch.Generator | None = None,
+):
     """Posterior samples by HMC from ``z_init`` (..., nz), step sizes adapted during burn-in.
 
     Returns (samples (n_samples, ..., nz), step sizes (...), mean acceptance in the sampling
@@ -78,8 +87,8 @@ def hmc_sample(log_joint, x, z_init, *, n_samples: int, n_leapfrog: int = DEFAUL
 class MarginalEstimate:
     """Per-datapoint estimates of log p(x) with their Monte Carlo standard errors."""
 
-    log_px: torch.Tensor   # (n,)
-    stderr: torch.Tensor   # (n,)
+    log_px: torch.Tensor  # (n,)
+    stderr: torch.Tensor  # (n,)
     info: dict
 
     @property
@@ -115,7 +124,7 @@ def fit_gaussian(samples: torch.Tensor, jitter: float = 1e-6):
 def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, chol: torch.Tensor) -> torch.Tensor:
     """log N(z; mean, chol chol^T) for z (L, n, nz)."""
     nz = z.shape[-1]
-    diff = (z - mean).unsqueeze(-1)                                     # (L, n, nz, 1)
+    diff = (z - mean).unsqueeze(-1)  # (L, n, nz, 1)
     sol = torch.linalg.solve_triangular(chol.expand(z.shape[0], *chol.shape), diff, upper=False)
     maha = sol.squeeze(-1).square().sum(-1)
     logdet = 2.0 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
@@ -160,34 +169,61 @@ def initial_z(model, x, *, n_prior: int = 200, generator=None):
 class ChunkEstimate(NamedTuple):
     """The appendix D estimate of one chunk of datapoints (``appendix_d_chunk``)."""
 
-    log_px: torch.Tensor      # (n,)
-    stderr: torch.Tensor      # (n,)
-    step: torch.Tensor        # (n,) each chain's adapted step size
-    accept: torch.Tensor      # (n,) mean acceptance in the sampling phase
-    samples: torch.Tensor     # (2 * samples, n, nz) the HMC posterior draws, both sets
+    log_px: torch.Tensor  # (n,)
+    stderr: torch.Tensor  # (n,)
+    step: torch.Tensor  # (n,) each chain's adapted step size
+    accept: torch.Tensor  # (n,) mean acceptance in the sampling phase
+    samples: torch.Tensor  # (2 * samples, n, nz) the HMC posterior draws, both sets
 
 
-def appendix_d_chunk(model, x: torch.Tensor, z0: torch.Tensor, *, samples: int, n_leapfrog: int, burn_in: int,
-                     thin: int, target_accept: float = DEFAULT_TARGET_ACCEPT, generator=None) -> ChunkEstimate:
+def appendix_d_chunk(
+    model,
+    x: torch.Tensor,
+    z0: torch.Tensor,
+    *,
+    samples: int,
+    n_leapfrog: int,
+    burn_in: int,
+    thin: int,
+    target_accept: float = DEFAULT_TARGET_ACCEPT,
+    generator=None,
+) -> ChunkEstimate:
     """The appendix D estimate for the rows of ``x`` (one chunk), HMC started at ``z0``: 2 *
     ``samples`` posterior draws, the first half fit q (``fit_gaussian``), the second half give
     log p(x) = -logmeanexp[log q(z) - log p(x, z)] and its batch-means standard error."""
-    zs, step, acc = hmc_sample(model.log_joint, x, z0, n_samples=2 * samples, n_leapfrog=n_leapfrog,
-                               burn_in=burn_in, thin=thin, target_accept=target_accept, generator=generator)
+    zs, step, acc = hmc_sample(
+        model.log_joint,
+        x,
+        z0,
+        n_samples=2 * samples,
+        n_leapfrog=n_leapfrog,
+        burn_in=burn_in,
+        thin=thin,
+        target_accept=target_accept,
+        generator=generator,
+    )
     fit, est = zs[:samples], zs[samples:]
     mean, chol = fit_gaussian(fit)
     with torch.no_grad():
         logq = gaussian_log_density(est, mean, chol)
-        logw = logq - model.log_joint(x, est)                  # log q(z) - log p(x, z)
+        logw = logq - model.log_joint(x, est)  # log q(z) - log p(x, z)
     lme, se = _logmeanexp_with_stderr(logw, batches=5)
     return ChunkEstimate(-lme, se, step, acc, zs)
 
 
-def hmc_log_marginal(model, x: torch.Tensor, *, samples: int = DEFAULT_SAMPLES,
-                     n_leapfrog: int = DEFAULT_LEAPFROG, burn_in: int = DEFAULT_BURN_IN,
-                     thin: int = DEFAULT_THIN, target_accept: float = DEFAULT_TARGET_ACCEPT,
-                     chunk: int = 1000, generator: torch.Generator | None = None,
-                     z_init: torch.Tensor | None = None) -> MarginalEstimate:
+def hmc_log_marginal(
+    model,
+    x: torch.Tensor,
+    *,
+    samples: int = DEFAULT_SAMPLES,
+    n_leapfrog: int = DEFAULT_LEAPFROG,
+    burn_in: int = DEFAULT_BURN_IN,
+    thin: int = DEFAULT_THIN,
+    target_accept: float = DEFAULT_TARGET_ACCEPT,
+    chunk: int = 1000,
+    generator: torch.Generator | None = None,
+    z_init: torch.Tensor | None = None,
+) -> MarginalEstimate:
     """The appendix D estimate of log p(x) for every row of ``x``, ``chunk`` rows at a time.
 
     ``samples`` posterior samples fit q (a full-covariance Gaussian per datapoint), ``samples``
@@ -200,10 +236,19 @@ def hmc_log_marginal(model, x: torch.Tensor, *, samples: int = DEFAULT_SAMPLES,
     log_px, stderr, steps, accepts = [], [], [], []
     try:
         for start in range(0, x.shape[0], chunk):
-            xb = x[start:start + chunk]
-            z0 = initial_z(model, xb, generator=generator) if z_init is None else z_init[start:start + chunk]
-            part = appendix_d_chunk(model, xb, z0, samples=samples, n_leapfrog=n_leapfrog, burn_in=burn_in,
-                                    thin=thin, target_accept=target_accept, generator=generator)
+            xb = x[start : start + chunk]
+            z0 = initial_z(model, xb, generator=generator) if z_init is None else z_init[start : start + chunk]
+            part = appendix_d_chunk(
+                model,
+                xb,
+                z0,
+                samples=samples,
+                n_leapfrog=n_leapfrog,
+                burn_in=burn_in,
+                thin=thin,
+                target_accept=target_accept,
+                generator=generator,
+            )
             log_px.append(part.log_px)
             stderr.append(part.stderr)
             steps.append(part.step)
@@ -211,15 +256,23 @@ def hmc_log_marginal(model, x: torch.Tensor, *, samples: int = DEFAULT_SAMPLES,
     finally:
         model.train(was_training)
     step, acc = torch.cat(steps), torch.cat(accepts)
-    info = {"method": "hmc", "density_estimator": "full-covariance Gaussian per datapoint",
-            "samples_per_point": samples, "leapfrog": n_leapfrog, "burn_in": burn_in, "thin": thin,
-            "target_accept": target_accept, "mean_accept": float(acc.mean()),
-            "median_step_size": float(step.median())}
+    info = {
+        "method": "hmc",
+        "density_estimator": "full-covariance Gaussian per datapoint",
+        "samples_per_point": samples,
+        "leapfrog": n_leapfrog,
+        "burn_in": burn_in,
+        "thin": thin,
+        "target_accept": target_accept,
+        "mean_accept": float(acc.mean()),
+        "median_step_size": float(step.median()),
+    }
     return MarginalEstimate(torch.cat(log_px), torch.cat(stderr), info)
 
 
-def importance_log_marginal(model, x: torch.Tensor, *, k: int = DEFAULT_K, generator=None,
-                            max_elements: int = 2**24) -> MarginalEstimate:
+def importance_log_marginal(
+    model, x: torch.Tensor, *, k: int = DEFAULT_K, generator=None, max_elements: int = 2**24
+) -> MarginalEstimate:
     """log p(x) ≈ logmeanexp_k [log p(x, z_k) - log q(z_k|x)], z_k ~ q(z|x) (the encoder).
 
     Processes as many datapoints (and samples) at a time as keep about ``max_elements`` decoder
@@ -240,7 +293,7 @@ def importance_log_marginal(model, x: torch.Tensor, *, k: int = DEFAULT_K, gener
     try:
         with torch.no_grad():
             for start in range(0, x.shape[0], n_chunk):
-                xb = x[start:start + n_chunk]
+                xb = x[start : start + n_chunk]
                 parts = []
                 if families:  # the encoder's registry family as the proposal
                     q = model.encoder(xb)

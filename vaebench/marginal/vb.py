@@ -31,24 +31,36 @@ and its log a stochastic lower bound, like the importance-sampled log p(x).
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 import math
 import time
+from pathlib import Path
 
 import torch
 
-from vaebench.marginal import estimators as marginal
 from vaebench.bound import estimate
+from vaebench.marginal import estimators as marginal
 from vaebench.models import VAE
 
 QUANTITIES = ("plugin", "predictive", "dataset_bound")
-DEFAULTS = {"n_points": 1000, "samples_per_point": 50, "leapfrog": 4, "burn_in": 200, "thin": 2, "seed": 0,
-            "S": 20, "k": 100, "k_plugin": 1000, "S_bound": 100, "bound_rows": 2_000_000}
-T_DF = 4          # ours: the proposal's degrees of freedom
-T_SCALE = 1.2     # ours: its scale, relative to the fitted Gaussian's
+DEFAULTS = {
+    "n_points": 1000,
+    "samples_per_point": 50,
+    "leapfrog": 4,
+    "burn_in": 200,
+    "thin": 2,
+    "seed": 0,
+    "S": 20,
+    "k": 100,
+    "k_plugin": 1000,
+    "S_bound": 100,
+    "bound_rows": 2_000_000,
+}
+T_DF = 4  # ours: the proposal's degrees of freedom
+T_SCALE = 1.2  # ours: its scale, relative to the fitted Gaussian's
 
 
 # ---- models ------------------------------------------------------------------------------------
+
 
 def load_model(cfg, x_dim: int, likelihood: str, state: dict, device="cpu"):
     """The run's model with ``state`` loaded: a VBVAE for theta = vb, else the plain VAE."""
@@ -85,16 +97,17 @@ def draw_models(model, S: int, generator=None) -> list[VAE]:
 
 # ---- the estimates -----------------------------------------------------------------------------
 
-def appendix_d(model, x, *, samples: int, leapfrog: int, burn_in: int, thin: int, generator=None,
-               chunk: int = 1000):
+
+def appendix_d(model, x, *, samples: int, leapfrog: int, burn_in: int, thin: int, generator=None, chunk: int = 1000):
     """vaebench.marginal.estimators.hmc_log_marginal (the same computation, the same draws), also returning
     the HMC posterior samples (2 x samples, n, nz) that the proposal is fitted to."""
     log_px, stderr, accepts, kept = [], [], [], []
     for start in range(0, x.shape[0], chunk):
-        xb = x[start:start + chunk]
+        xb = x[start : start + chunk]
         z0 = marginal.initial_z(model, xb, generator=generator)
-        part = marginal.appendix_d_chunk(model, xb, z0, samples=samples, n_leapfrog=leapfrog, burn_in=burn_in,
-                                         thin=thin, generator=generator)
+        part = marginal.appendix_d_chunk(
+            model, xb, z0, samples=samples, n_leapfrog=leapfrog, burn_in=burn_in, thin=thin, generator=generator
+        )
         log_px.append(part.log_px)
         stderr.append(part.stderr)
         accepts.append(part.accept)
@@ -114,8 +127,11 @@ class Proposal:
     def sample(self, k: int, generator=None) -> torch.Tensor:
         n, d = self.mean.shape
         eps = torch.randn((k, n, d), generator=generator, dtype=self.mean.dtype, device=self.mean.device)
-        chi2 = torch.randn((k, n, self.df), generator=generator, dtype=self.mean.dtype,
-                           device=self.mean.device).square().sum(-1)
+        chi2 = (
+            torch.randn((k, n, self.df), generator=generator, dtype=self.mean.dtype, device=self.mean.device)
+            .square()
+            .sum(-1)
+        )
         return self.mean + torch.einsum("nij,knj->kni", self.chol, eps) * torch.sqrt(self.df / chi2).unsqueeze(-1)
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
@@ -124,8 +140,13 @@ class Proposal:
         sol = torch.linalg.solve_triangular(self.chol.expand(z.shape[0], *self.chol.shape), diff, upper=False)
         maha = sol.squeeze(-1).square().sum(-1)
         logdet = self.chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-        return (math.lgamma((nu + d) / 2) - math.lgamma(nu / 2) - 0.5 * d * math.log(nu * math.pi) - logdet
-                - 0.5 * (nu + d) * torch.log1p(maha / nu))
+        return (
+            math.lgamma((nu + d) / 2)
+            - math.lgamma(nu / 2)
+            - 0.5 * d * math.log(nu * math.pi)
+            - logdet
+            - 0.5 * (nu + d) * torch.log1p(maha / nu)
+        )
 
 
 @torch.no_grad()
@@ -150,8 +171,9 @@ def predictive(model, x, proposal: Proposal, *, S: int, k: int, generator=None) 
 
 
 @torch.no_grad()
-def dataset_bound(model, x: torch.Tensor, *, S: int = DEFAULTS["S_bound"], generator=None,
-                  chunk: int = 10_000) -> tuple[float, float]:
+def dataset_bound(
+    model, x: torch.Tensor, *, S: int = DEFAULTS["S_bound"], generator=None, chunk: int = 10_000
+) -> tuple[float, float]:
     """L(phi; X) / N (eq. F.2) for X = the rows of ``x``: the mean over S draws theta_s ~ q(theta)
     of the SGVB-B bound averaged over X, minus KL(q(theta) || p(theta)) / N; with its Monte
     Carlo standard error over the draws."""
@@ -160,7 +182,7 @@ def dataset_bound(model, x: torch.Tensor, *, S: int = DEFAULTS["S_bound"], gener
     for m in draw_models(model, S, generator):
         total = 0.0
         for start in range(0, n, chunk):
-            total += float(estimate(m, x[start:start + chunk], "B", 1, generator).value.double().sum())
+            total += float(estimate(m, x[start : start + chunk], "B", 1, generator).value.double().sum())
         per_draw.append(total / n)
     t = torch.tensor(per_draw, dtype=torch.float64)
     kl = float(model.q_theta.kl(model.decoder_means()))
@@ -179,8 +201,9 @@ def _seed(seed: int, samples_seen: int, split: str, salt: int = 0) -> int:
     return (seed * 1_000_003 + samples_seen * 7 + (split == "test") + 1_000_000_007 * salt) % (2**63 - 1)
 
 
-def evaluate_params(cfg, model, splits: dict, settings: dict, samples_seen: int, *, predictive_too: bool = True,
-                    device="cpu"):
+def evaluate_params(
+    cfg, model, splits: dict, settings: dict, samples_seen: int, *, predictive_too: bool = True, device="cpu"
+):
     """Every estimate for one set of parameters. ``splits``: split name -> the whole split.
     Returns (marginal_hmc.csv rows, our rows) without the run's name."""
     s = {**DEFAULTS, **settings}
@@ -189,24 +212,62 @@ def evaluate_params(cfg, model, splits: dict, settings: dict, samples_seen: int,
     hmc_rows, rows = [], []
 
     def row(split, quantity, value, se, n, S="", k="", wall=0.0):
-        rows.append({"theta": cfg.theta, "n_train": n_train, "nz": cfg.nz, "samples_seen": samples_seen,
-                     "split": split, "quantity": quantity, "value": repr(float(value)), "stderr": repr(float(se)),
-                     "n_points": n, "S": S, "k": k, "seed": s["seed"], "wall_s": round(wall, 2)})
+        rows.append(
+            {
+                "theta": cfg.theta,
+                "n_train": n_train,
+                "nz": cfg.nz,
+                "samples_seen": samples_seen,
+                "split": split,
+                "quantity": quantity,
+                "value": repr(float(value)),
+                "stderr": repr(float(se)),
+                "n_points": n,
+                "S": S,
+                "k": k,
+                "seed": s["seed"],
+                "wall_s": round(wall, 2),
+            }
+        )
 
     for split, x_all in splits.items():
-        x = x_all[:s["n_points"]].to(device)
+        x = x_all[: s["n_points"]].to(device)
         mean_model = at_mean(model)
         t0 = time.perf_counter()
         gen = torch.Generator(device=device).manual_seed(_seed(s["seed"], samples_seen, split))
-        est, zs = appendix_d(mean_model, x, samples=s["samples_per_point"], leapfrog=s["leapfrog"],
-                             burn_in=s["burn_in"], thin=s["thin"], generator=gen)
+        est, zs = appendix_d(
+            mean_model,
+            x,
+            samples=s["samples_per_point"],
+            leapfrog=s["leapfrog"],
+            burn_in=s["burn_in"],
+            thin=s["thin"],
+            generator=gen,
+        )
         wall = time.perf_counter() - t0
-        hmc_rows.append({"dataset": cfg.dataset, "algorithm": cfg.algorithm, "n_train": n_train, "nz": cfg.nz,
-                         "hidden": cfg.hidden_units, "samples_seen": samples_seen, "split": split, "method": "hmc",
-                         "seed": s["seed"], "samples_per_point": s["samples_per_point"], "leapfrog": s["leapfrog"],
-                         "burn_in": s["burn_in"], "thin": s["thin"], "k": "", "n_points": x.shape[0],
-                         "marginal_log_likelihood": repr(est.mean), "stderr": repr(est.mean_stderr),
-                         "mean_accept": round(est.info["mean_accept"], 4), "wall_s": round(wall, 2)})
+        hmc_rows.append(
+            {
+                "dataset": cfg.dataset,
+                "algorithm": cfg.algorithm,
+                "n_train": n_train,
+                "nz": cfg.nz,
+                "hidden": cfg.hidden_units,
+                "samples_seen": samples_seen,
+                "split": split,
+                "method": "hmc",
+                "seed": s["seed"],
+                "samples_per_point": s["samples_per_point"],
+                "leapfrog": s["leapfrog"],
+                "burn_in": s["burn_in"],
+                "thin": s["thin"],
+                "k": "",
+                "n_points": x.shape[0],
+                "marginal_log_likelihood": repr(est.mean),
+                "stderr": repr(est.mean_stderr),
+                "mean_accept": round(est.info["mean_accept"], 4),
+                "wall_s": round(wall, 2),
+            }
+        )
         proposal = Proposal(zs)
         gen = torch.Generator(device=device).manual_seed(_seed(s["seed"], samples_seen, split, 1))
         t0 = time.perf_counter()
@@ -228,8 +289,22 @@ def evaluate_params(cfg, model, splits: dict, settings: dict, samples_seen: int,
 
 # ---- a run ---------------------------------------------------------------------------------------
 
-ESTIMATE_COLUMNS = ("run", "theta", "n_train", "nz", "samples_seen", "split", "quantity", "value", "stderr",
-                    "n_points", "S", "k", "seed", "wall_s")
+ESTIMATE_COLUMNS = (
+    "run",
+    "theta",
+    "n_train",
+    "nz",
+    "samples_seen",
+    "split",
+    "quantity",
+    "value",
+    "stderr",
+    "n_points",
+    "S",
+    "k",
+    "seed",
+    "wall_s",
+)
 _KEYS = ("run", "samples_seen", "split", "quantity", "n_points", "S", "k", "seed")
 
 
@@ -250,8 +325,17 @@ def write_estimates(path, rows: list[dict]) -> None:
     atomic_write_csv(path, ESTIMATE_COLUMNS, rows)
 
 
-def evaluate_run(run_dir, estimates_csv, settings: dict, *, min_samples: float = 0, only=None, data=None,
-                 device="cpu", progress: bool = False) -> None:
+def evaluate_run(
+    run_dir,
+    estimates_csv,
+    settings: dict,
+    *,
+    min_samples: float = 0,
+    only=None,
+    data=None,
+    device="cpu",
+    progress: bool = False,
+) -> None:
     """Every estimate (evaluate_params) at each snapshot of the run from ``min_samples`` on (or the
     samples_seen values in ``only``): marginal_hmc.csv in the run folder (vaebench.runs), the
     others in ``estimates_csv`` (one file for many runs, keyed by the run's folder name). A snapshot
@@ -271,21 +355,42 @@ def evaluate_run(run_dir, estimates_csv, settings: dict, *, min_samples: float =
             data = load_dataset(cfg.dataset, cfg.data_dir, binarize=cfg.binarize, n_train=cfg.n_train, seed=cfg.seed)
         splits = {"train": data.train, "test": data.test}
         used = {split: min(s["n_points"], x.shape[0]) for split, x in splits.items()}
-        hmc_settings = {"method": "hmc", "seed": s["seed"], "samples_per_point": s["samples_per_point"],
-                        "leapfrog": s["leapfrog"], "burn_in": s["burn_in"], "thin": s["thin"], "k": ""}
+        hmc_settings = {
+            "method": "hmc",
+            "seed": s["seed"],
+            "samples_per_point": s["samples_per_point"],
+            "leapfrog": s["leapfrog"],
+            "burn_in": s["burn_in"],
+            "thin": s["thin"],
+            "k": "",
+        }
         for samples_seen, path, kind in params:
             hmc = folder.read_marginal("hmc")
-            have_hmc = {r["split"] for r in hmc if int(r["samples_seen"]) == samples_seen
-                        and _same_settings(r, {**hmc_settings, "n_points": used[r["split"]]})}
+            have_hmc = {
+                r["split"]
+                for r in hmc
+                if int(r["samples_seen"]) == samples_seen
+                and _same_settings(r, {**hmc_settings, "n_points": used[r["split"]]})
+            }
             ours = read_estimates(estimates_csv)
             wanted = {(q, split) for split in splits for q in QUANTITIES if cfg.theta == "vb" or q == "plugin"}
-            have = {(r["quantity"], r["split"]) for r in ours if r["run"] == folder.name
-                    and int(r["samples_seen"]) == samples_seen and str(r["seed"]) == str(s["seed"])
-                    and str(r["n_points"]) == str(used[r["split"]] if r["quantity"] != "dataset_bound"
-                                                  else splits[r["split"]].shape[0])
-                    and str(r["S"]) == str({"plugin": 1, "predictive": s["S"],
-                                            "dataset_bound": bound_draws(s, splits[r["split"]].shape[0])}[r["quantity"]])
-                    and str(r["k"]) == str({"plugin": s["k_plugin"], "predictive": s["k"], "dataset_bound": ""}[r["quantity"]])}
+            have = {
+                (r["quantity"], r["split"])
+                for r in ours
+                if r["run"] == folder.name
+                and int(r["samples_seen"]) == samples_seen
+                and str(r["seed"]) == str(s["seed"])
+                and str(r["n_points"])
+                == str(used[r["split"]] if r["quantity"] != "dataset_bound" else splits[r["split"]].shape[0])
+                and str(r["S"])
+                == str(
+                    {"plugin": 1, "predictive": s["S"], "dataset_bound": bound_draws(s, splits[r["split"]].shape[0])}[
+                        r["quantity"]
+                    ]
+                )
+                and str(r["k"])
+                == str({"plugin": s["k_plugin"], "predictive": s["k"], "dataset_bound": ""}[r["quantity"]])
+            }
             if have_hmc == set(splits) and wanted <= have:
                 continue
             t0 = time.perf_counter()
@@ -296,9 +401,14 @@ def evaluate_run(run_dir, estimates_csv, settings: dict, *, min_samples: float =
             for r in rows:
                 r["run"] = folder.name
             new_keys = {(int(r["samples_seen"]), r["split"], str(r["n_points"])) for r in hmc_rows}
-            hmc = [r for r in folder.read_marginal("hmc")
-                   if not ((int(r["samples_seen"]), r["split"], str(r["n_points"])) in new_keys
-                           and _same_settings(r, {**hmc_settings, "n_points": r["n_points"]}))] + hmc_rows
+            hmc = [
+                r
+                for r in folder.read_marginal("hmc")
+                if not (
+                    (int(r["samples_seen"]), r["split"], str(r["n_points"])) in new_keys
+                    and _same_settings(r, {**hmc_settings, "n_points": r["n_points"]})
+                )
+            ] + hmc_rows
             hmc.sort(key=lambda r: (int(r["samples_seen"]), r["split"] != "train", str(r["n_points"])))
             folder.write_marginal("hmc", hmc)
             key = lambda r: tuple(str(r[c]) for c in _KEYS)  # noqa: E731
@@ -309,12 +419,17 @@ def evaluate_run(run_dir, estimates_csv, settings: dict, *, min_samples: float =
             if progress:
                 got = {(r["quantity"], r["split"]): float(r["value"]) for r in rows}
                 got.update({("hmc", r["split"]): float(r["marginal_log_likelihood"]) for r in hmc_rows})
-                print(f"{folder.name} @ {samples_seen:,}: " + ", ".join(
-                    f"{q} {sp} {v:.2f}" for (q, sp), v in sorted(got.items())) + f" ({time.perf_counter() - t0:.0f} s)",
-                    flush=True)
+                print(
+                    f"{folder.name} @ {samples_seen:,}: "
+                    + ", ".join(f"{q} {sp} {v:.2f}" for (q, sp), v in sorted(got.items()))
+                    + f" ({time.perf_counter() - t0:.0f} s)",
+                    flush=True,
+                )
 
 
-def check_proposal(run_dir, *, n_points: int = 200, draws: int = 3, seed: int = 0, settings: dict | None = None) -> Path:
+def check_proposal(
+    run_dir, *, n_points: int = 200, draws: int = 3, seed: int = 0, settings: dict | None = None
+) -> Path:
     """The predictive's proposal against the appendix D estimator at single draws theta_s: at the
     run's last snapshot, per split, log p(x | theta) at mu_theta and at ``draws`` draws theta_s ~ q(theta)
     by the appendix D estimator (its own HMC at theta_s) and by importance sampling from the proposal
@@ -331,13 +446,19 @@ def check_proposal(run_dir, *, n_points: int = 200, draws: int = 3, seed: int = 
     samples_seen, path, kind = folder.parameters("all")[-1]
     model = load_model(cfg, data.x_dim, data.likelihood, folder.load_parameters(path, kind))
     hmc = dict(samples=s["samples_per_point"], n_leapfrog=s["leapfrog"], burn_in=s["burn_in"], thin=s["thin"])
-    lines = ["run,samples_seen,split,n_points,theta_draw,appendix_d,importance_fitted_proposal,difference,"
-             "median_ess,k"]
+    lines = ["run,samples_seen,split,n_points,theta_draw,appendix_d,importance_fitted_proposal,difference,median_ess,k"]
     for split, x_all in (("train", data.train), ("test", data.test)):
         x = x_all[:n_points]
         g = torch.Generator().manual_seed(seed)
-        est, zs = appendix_d(at_mean(model), x, samples=hmc["samples"], leapfrog=hmc["n_leapfrog"],
-                                burn_in=hmc["burn_in"], thin=hmc["thin"], generator=g)
+        est, zs = appendix_d(
+            at_mean(model),
+            x,
+            samples=hmc["samples"],
+            leapfrog=hmc["n_leapfrog"],
+            burn_in=hmc["burn_in"],
+            thin=hmc["thin"],
+            generator=g,
+        )
         proposal = Proposal(zs)
         for i, m in enumerate([at_mean(model)] + draw_models(model, draws, g)):
             h = est if i == 0 else marginal.hmc_log_marginal(m, x, generator=g, **hmc)
@@ -346,8 +467,10 @@ def check_proposal(run_dir, *, n_points: int = 200, draws: int = 3, seed: int = 
             w = torch.softmax(logw, 0)
             ess = float((1 / w.square().sum(0)).median())
             imp = float(lme.double().mean())
-            lines.append(f"{folder.name},{samples_seen},{split},{x.shape[0]},{'mu' if i == 0 else i},{h.mean:.4f},"
-                         f"{imp:.4f},{imp - h.mean:.4f},{ess:.0f},{s['k_plugin']}")
+            lines.append(
+                f"{folder.name},{samples_seen},{split},{x.shape[0]},{'mu' if i == 0 else i},{h.mean:.4f},"
+                f"{imp:.4f},{imp - h.mean:.4f},{ess:.0f},{s['k_plugin']}"
+            )
     out = folder.path.parent / "proposal_check.csv"
     atomic_write_text(out, "\n".join(lines) + "\n")
     return out

@@ -89,7 +89,7 @@ class Corruption:
     'gaussian', ``image_shape`` (H, W)."""
 
     task = ""
-    label = ""          # the setting's name after the task, formatted with the attributes ("rho{rho:g}")
+    label = ""  # the setting's name after the task, formatted with the attributes ("rho{rho:g}")
     columns: dict = {}  # the setting's CSV columns: column -> the attribute holding its value
 
     def __init__(self, likelihood: str, image_shape):
@@ -161,8 +161,10 @@ class Corruption:
 
     def check_data(self, x: torch.Tensor) -> None:
         if x.dim() != 2 or x.shape[1] != self.D:
-            raise VaebenchError(f"images must be (n, {self.D}) for {self.image_shape[0]} x {self.image_shape[1]} "
-                                f"images, got {tuple(x.shape)}")
+            raise VaebenchError(
+                f"images must be (n, {self.D}) for {self.image_shape[0]} x {self.image_shape[1]} "
+                f"images, got {tuple(x.shape)}"
+            )
 
 
 # =============================================================================================
@@ -187,11 +189,11 @@ def parse_mask(spec, image_shape) -> tuple[str, object]:
         if spec == "top":
             observed[: H // 2] = False
         elif spec == "bottom":
-            observed[H - H // 2:] = False
+            observed[H - H // 2 :] = False
         elif spec == "left":
             observed[:, : W // 2] = False
         else:
-            observed[:, W - W // 2:] = False
+            observed[:, W - W // 2 :] = False
         return spec, observed
     if spec.startswith("square"):
         _, _, side = spec.partition(":")
@@ -203,7 +205,7 @@ def parse_mask(spec, image_shape) -> tuple[str, object]:
             raise VaebenchError(f"--mask square:S needs 1 <= S < {min(H, W)} for {H} x {W} images, got {s}")
         observed = torch.ones(H, W, dtype=torch.bool)
         r0, c0 = (H - s) // 2, (W - s) // 2
-        observed[r0:r0 + s, c0:c0 + s] = False
+        observed[r0 : r0 + s, c0 : c0 + s] = False
         return f"square{s}", observed
     path = Path(spec)
     if path.suffix == ".npy":
@@ -217,7 +219,9 @@ def parse_mask(spec, image_shape) -> tuple[str, object]:
             raise VaebenchError(f"mask file {path} is not a readable .npy array ({exc})") from None
         if arr.dtype.kind not in "biuf":
             raise VaebenchError(f"mask file {path} holds {arr.dtype} values; 0/1 or booleans expected")
-        return f"mask-{path.stem}", _check_mask(torch.as_tensor(arr.astype(np.float64)), image_shape, f"mask file {path}")
+        return f"mask-{path.stem}", _check_mask(
+            torch.as_tensor(arr.astype(np.float64)), image_shape, f"mask file {path}"
+        )
     raise VaebenchError(f"unknown mask {spec!r}; use random:F, top, bottom, left, right, square[:S] or a .npy file")
 
 
@@ -320,8 +324,10 @@ class FlipNoise(Corruption):
         return torch.where(flip, 1 - c, c)
 
     def _logs(self, like):
-        return (torch.tensor(self._lr, dtype=like.dtype, device=like.device),
-                torch.tensor(self._l1r, dtype=like.dtype, device=like.device))
+        return (
+            torch.tensor(self._lr, dtype=like.dtype, device=like.device),
+            torch.tensor(self._l1r, dtype=like.dtype, device=like.device),
+        )
 
     def log_obs(self, y, c):
         lr, l1r = self._logs(c)
@@ -332,8 +338,8 @@ class FlipNoise(Corruption):
         l1, l0 = dist.log_p1(), dist.log_p0()
         lr, l1r = self._logs(l1)
         one = y == 1
-        joint1 = l1 + torch.where(one, l1r, lr)       # b = 1 and y
-        joint0 = l0 + torch.where(one, lr, l1r)       # b = 0 and y
+        joint1 = l1 + torch.where(one, l1r, lr)  # b = 1 and y
+        joint0 = l0 + torch.where(one, lr, l1r)  # b = 0 and y
         return joint1, torch.logaddexp(joint1, joint0)
 
     def log_evidence(self, y, dist):
@@ -362,10 +368,11 @@ class GaussianNoise(Corruption):
     def __init__(self, likelihood: str, image_shape, sigma: float = 0.1):
         super().__init__(likelihood, image_shape)
         if likelihood != "gaussian":
-            raise VaebenchError("additive Gaussian noise (--noise-std) is Frey Face's denoising model; "
-                                "an MNIST run takes --rho")
+            raise VaebenchError(
+                "additive Gaussian noise (--noise-std) is Frey Face's denoising model; an MNIST run takes --rho"
+            )
         self.sigma = _in_range("--noise-std", sigma, 0, 1)
-        self.var = self.sigma ** 2
+        self.var = self.sigma**2
 
     def describe(self):
         return f"denoise: additive Gaussian noise of standard deviation {self.sigma:g}"
@@ -411,11 +418,13 @@ class BlockAverage(Corruption):
         H, W = self.image_shape
         ok = [d for d in range(2, MAX_BLOCK + 1) if H % d == 0 and W % d == 0]
         if not (isinstance(k, int) and not isinstance(k, bool) and k in ok):
-            raise VaebenchError(f"--k must be a block side from 2 to {MAX_BLOCK} that divides both sides of the "
-                                f"{H} x {W} images ({', '.join(map(str, ok)) or 'none'}), got {k!r}")
+            raise VaebenchError(
+                f"--k must be a block side from 2 to {MAX_BLOCK} that divides both sides of the "
+                f"{H} x {W} images ({', '.join(map(str, ok)) or 'none'}), got {k!r}"
+            )
         self.k, self.K = k, k * k
         self.sigma = _in_range("--obs-noise (the observation noise of a block mean)", sigma, 0, 1)
-        self.var = self.sigma ** 2
+        self.var = self.sigma**2
         # perm: pixel indices block by block (row-major blocks, row-major inside a block)
         idx = torch.arange(self.D).reshape(H // k, k, W // k, k).permute(0, 2, 1, 3).reshape(-1)
         self.perm, self.inv = idx, torch.argsort(idx)
@@ -423,8 +432,10 @@ class BlockAverage(Corruption):
 
     def describe(self):
         what = "binary outcomes" if self.likelihood == "bernoulli" else "intensities"
-        return (f"superres: means of the {self.k} x {self.k} blocks of the {what} observed, with Gaussian noise "
-                f"of standard deviation {self.sigma:g}")
+        return (
+            f"superres: means of the {self.k} x {self.k} blocks of the {what} observed, with Gaussian noise "
+            f"of standard deviation {self.sigma:g}"
+        )
 
     # blocks: (..., D) <-> (..., n_blocks, K)
     def blocks(self, t):
@@ -441,8 +452,9 @@ class BlockAverage(Corruption):
         return mean + self.sigma * torch.randn(mean.shape, generator=generator, dtype=c.dtype, device=c.device)
 
     def log_obs(self, y, c):
-        return _normal_logpdf(y, self.blocks(c).mean(-1), torch.tensor(self.var, dtype=c.dtype,
-                                                                      device=c.device)).sum(-1)
+        return _normal_logpdf(y, self.blocks(c).mean(-1), torch.tensor(self.var, dtype=c.dtype, device=c.device)).sum(
+            -1
+        )
 
     def fill(self, y, background=None):
         return self.unblocks(y.unsqueeze(-1).expand(*y.shape, self.K)).clamp(0, 1)
@@ -450,7 +462,7 @@ class BlockAverage(Corruption):
     # ---- Frey Face: linear-Gaussian ----------------------------------------------------------
     def _gauss(self, y, dist):
         m, v = self.blocks(dist.loc), self.blocks(dist.var())
-        s = v.sum(-1) / self.K ** 2 + self.var
+        s = v.sum(-1) / self.K**2 + self.var
         r = y - m.mean(-1)
         return m, v, s, r
 
@@ -468,8 +480,9 @@ class BlockAverage(Corruption):
         W[self.K] = torch.cat([logw, pad], -1)
         for j in range(self.K, 0, -1):
             nxt = W[j]
-            W[j - 1] = torch.cat([torch.logaddexp(l0[..., j - 1:j] + nxt[..., :-1], l1[..., j - 1:j] + nxt[..., 1:]),
-                                  pad], -1)
+            W[j - 1] = torch.cat(
+                [torch.logaddexp(l0[..., j - 1 : j] + nxt[..., :-1], l1[..., j - 1 : j] + nxt[..., 1:]), pad], -1
+            )
         return l1, l0, W
 
     def _marginals(self, y, dist):
@@ -479,7 +492,7 @@ class BlockAverage(Corruption):
         F[..., 0] = 0.0
         out = []
         for j in range(1, self.K + 1):
-            a1, a0 = l1[..., j - 1:j], l0[..., j - 1:j]
+            a1, a0 = l1[..., j - 1 : j], l0[..., j - 1 : j]
             out.append(torch.logsumexp(F[..., :-1] + a1 + W[j][..., 1:], -1) - log_z[..., 0])
             shifted = torch.cat([torch.full_like(F[..., :1], -math.inf), F[..., :-1]], -1)
             F = torch.logaddexp(F + a0, shifted + a1)
@@ -525,8 +538,9 @@ class BlockAverage(Corruption):
 
 
 # =============================================================================================
-def make_corruption(task: str, likelihood: str, image_shape, *, mask=None, rho=None, noise_std=None, k=None,
-                    obs_noise=None) -> Corruption:
+def make_corruption(
+    task: str, likelihood: str, image_shape, *, mask=None, rho=None, noise_std=None, k=None, obs_noise=None
+) -> Corruption:
     """The corruption model of ``task`` for a data set of the given likelihood and image shape;
     options that do not belong to the task (or to the data set) are a one-line error."""
     if task not in TASKS:
@@ -535,18 +549,23 @@ def make_corruption(task: str, likelihood: str, image_shape, *, mask=None, rho=N
     allowed = {"inpaint": ("--mask",), "denoise": ("--rho", "--noise-std"), "superres": ("--k", "--obs-noise")}[task]
     stray = [name for name, v in given.items() if v is not None and name not in allowed]
     if stray:
-        raise VaebenchError(f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to --task {task} "
-                            f"(it takes {', '.join(allowed)})")
+        raise VaebenchError(
+            f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to --task {task} "
+            f"(it takes {', '.join(allowed)})"
+        )
     if task == "inpaint":
         return Inpaint(likelihood, image_shape, "bottom" if mask is None else mask)
     if task == "denoise":
         if likelihood == "bernoulli":
             if noise_std is not None:
-                raise VaebenchError("--noise-std is Frey Face's denoising model (additive Gaussian noise); "
-                                    "this MNIST run takes --rho (flip noise)")
+                raise VaebenchError(
+                    "--noise-std is Frey Face's denoising model (additive Gaussian noise); "
+                    "this MNIST run takes --rho (flip noise)"
+                )
             return FlipNoise(likelihood, image_shape, 0.1 if rho is None else rho)
         if rho is not None:
-            raise VaebenchError("--rho is MNIST's denoising model (flipped Bernoulli outcomes); this Frey Face run "
-                                "takes --noise-std")
+            raise VaebenchError(
+                "--rho is MNIST's denoising model (flipped Bernoulli outcomes); this Frey Face run takes --noise-std"
+            )
         return GaussianNoise(likelihood, image_shape, 0.1 if noise_std is None else noise_std)
     return BlockAverage(likelihood, image_shape, 2 if k is None else k, 0.02 if obs_noise is None else obs_noise)

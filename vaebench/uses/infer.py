@@ -29,25 +29,83 @@ from vaebench.runs import lock_folder
 from vaebench.uses import posterior
 from vaebench.uses.trained import labels, load_trained, output_dir
 
-INFERENCE_COLUMNS = ("run", "dataset", "algorithm", "nz", "hidden", "samples_seen", "split", "index", "label",
-                     "log_px_hmc", "log_px_hmc_stderr", "hmc_accept", "log_px_is", "log_px_is_stderr",
-                     "elbo_encoder", "elbo_encoder_stderr", "elbo_optimised", "elbo_optimised_stderr",
-                     "inference_gap", "approximation_gap", "amortisation_gap", "amortisation_gap_stderr",
-                     "opt_steps", "note")
-POSTERIOR_COLUMNS = ("run", "dataset", "algorithm", "nz", "split", "n_points", "dim", "hmc_mean_avg", "hmc_mean_sd",
-                     "hmc_std", "encoder_std", "encoder_log_std_ratio", "encoder_mean_rmse",
-                     "encoder_mean_rmse_in_std", "encoder_mean_corr", "optimised_std", "optimised_log_std_ratio",
-                     "optimised_mean_rmse", "optimised_mean_rmse_in_std", "optimised_mean_corr")
-SUMMARY_KEYS = ("log_px_hmc", "log_px_is", "elbo_encoder", "elbo_optimised", "inference_gap", "approximation_gap",
-                "amortisation_gap")
+INFERENCE_COLUMNS = (
+    "run",
+    "dataset",
+    "algorithm",
+    "nz",
+    "hidden",
+    "samples_seen",
+    "split",
+    "index",
+    "label",
+    "log_px_hmc",
+    "log_px_hmc_stderr",
+    "hmc_accept",
+    "log_px_is",
+    "log_px_is_stderr",
+    "elbo_encoder",
+    "elbo_encoder_stderr",
+    "elbo_optimised",
+    "elbo_optimised_stderr",
+    "inference_gap",
+    "approximation_gap",
+    "amortisation_gap",
+    "amortisation_gap_stderr",
+    "opt_steps",
+    "note",
+)
+POSTERIOR_COLUMNS = (
+    "run",
+    "dataset",
+    "algorithm",
+    "nz",
+    "split",
+    "n_points",
+    "dim",
+    "hmc_mean_avg",
+    "hmc_mean_sd",
+    "hmc_std",
+    "encoder_std",
+    "encoder_log_std_ratio",
+    "encoder_mean_rmse",
+    "encoder_mean_rmse_in_std",
+    "encoder_mean_corr",
+    "optimised_std",
+    "optimised_log_std_ratio",
+    "optimised_mean_rmse",
+    "optimised_mean_rmse_in_std",
+    "optimised_mean_corr",
+)
+SUMMARY_KEYS = (
+    "log_px_hmc",
+    "log_px_is",
+    "elbo_encoder",
+    "elbo_optimised",
+    "inference_gap",
+    "approximation_gap",
+    "amortisation_gap",
+)
 NO_ENCODER_NOTE = "no encoder (mcem): log p(x) and posterior by HMC only, no ELBO or gaps"
-LIMITS = {"n_points": 10**6, "k": 10**6, "elbo_samples": 10**5, "samples_per_point": 10**5, "leapfrog": 1000,
-          "burn_in": 10**5, "thin": 1000, "max_steps": 10**6}
+LIMITS = {
+    "n_points": 10**6,
+    "k": 10**6,
+    "elbo_samples": 10**5,
+    "samples_per_point": 10**5,
+    "leapfrog": 1000,
+    "burn_in": 10**5,
+    "thin": 1000,
+    "max_steps": 10**6,
+}
 
 
 def file_names(split: str) -> dict:
-    return {"inference": f"inference_{split}.csv", "posterior": f"posterior_{split}.csv",
-            "summary": f"inference_{split}.json", "scatter": f"latent_scatter_{split}.png"}
+    return {
+        "inference": f"inference_{split}.csv",
+        "posterior": f"posterior_{split}.csv",
+        "summary": f"inference_{split}.json",
+        "scatter": f"latent_scatter_{split}.png",
+    }
 
 
 def check_settings(split: str, **counts) -> None:
@@ -56,8 +114,9 @@ def check_settings(split: str, **counts) -> None:
     for name, value in counts.items():
         low = 0 if name == "burn_in" else (2 if name in ("k", "samples_per_point", "elbo_samples") else 1)
         if not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= LIMITS[name]):
-            raise VaebenchError(f"--{name.replace('_', '-')} must be a whole number in [{low}, {LIMITS[name]:,}], "
-                                f"got {value!r}")
+            raise VaebenchError(
+                f"--{name.replace('_', '-')} must be a whole number in [{low}, {LIMITS[name]:,}], got {value!r}"
+            )
 
 
 def _num(v, digits: int = 6):
@@ -76,20 +135,44 @@ def project_2d(z: torch.Tensor) -> tuple[torch.Tensor, tuple[str, str]]:
     centred = (z - z.mean(0)).double()
     _, s, vh = torch.linalg.svd(centred, full_matrices=False)
     share = s.square() / s.square().sum()
-    return (centred @ vh[:2].T).to(z.dtype), (f"PC1 of z ({share[0]:.0%} of the variance)",
-                                              f"PC2 of z ({share[1]:.0%} of the variance)")
+    return (centred @ vh[:2].T).to(z.dtype), (
+        f"PC1 of z ({share[0]:.0%} of the variance)",
+        f"PC2 of z ({share[1]:.0%} of the variance)",
+    )
 
 
-def infer_run(run_dir, *, split: str = "test", n_points: int = posterior.DEFAULTS["n_points"],
-              k: int = posterior.DEFAULTS["k"], elbo_samples: int = posterior.DEFAULTS["elbo_samples"],
-              samples_per_point: int = posterior.DEFAULTS["samples_per_point"],
-              leapfrog: int = posterior.DEFAULTS["leapfrog"], burn_in: int = posterior.DEFAULTS["burn_in"],
-              thin: int = posterior.DEFAULTS["thin"], max_steps: int = posterior.DEFAULTS["max_steps"],
-              seed: int = 0, out=None, data_dir=None, device=None, data=None, progress: bool = True) -> dict:
+def infer_run(
+    run_dir,
+    *,
+    split: str = "test",
+    n_points: int = posterior.DEFAULTS["n_points"],
+    k: int = posterior.DEFAULTS["k"],
+    elbo_samples: int = posterior.DEFAULTS["elbo_samples"],
+    samples_per_point: int = posterior.DEFAULTS["samples_per_point"],
+    leapfrog: int = posterior.DEFAULTS["leapfrog"],
+    burn_in: int = posterior.DEFAULTS["burn_in"],
+    thin: int = posterior.DEFAULTS["thin"],
+    max_steps: int = posterior.DEFAULTS["max_steps"],
+    seed: int = 0,
+    out=None,
+    data_dir=None,
+    device=None,
+    data=None,
+    progress: bool = True,
+) -> dict:
     """Run the decomposition on the split's first ``n_points`` points; write the files of the
     module docstring and return the summary (the JSON's content)."""
-    check_settings(split, n_points=n_points, k=k, elbo_samples=elbo_samples, samples_per_point=samples_per_point,
-                   leapfrog=leapfrog, burn_in=burn_in, thin=thin, max_steps=max_steps)
+    check_settings(
+        split,
+        n_points=n_points,
+        k=k,
+        elbo_samples=elbo_samples,
+        samples_per_point=samples_per_point,
+        leapfrog=leapfrog,
+        burn_in=burn_in,
+        thin=thin,
+        max_steps=max_steps,
+    )
     run = load_trained(run_dir, device=device, data_dir=data_dir, data=data)
     where = output_dir(run, out)
     names = file_names(split)
@@ -99,9 +182,16 @@ def infer_run(run_dir, *, split: str = "test", n_points: int = posterior.DEFAULT
     gen = torch.Generator(device=run.device).manual_seed(int(seed))
     timings = {}
     t0 = time.perf_counter()
-    res = posterior.decompose(run.model, x, generator=gen, k=k, elbo_samples_=elbo_samples,
-                              hmc={"samples": samples_per_point, "leapfrog": leapfrog, "burn_in": burn_in,
-                                   "thin": thin}, local={"max_steps": max_steps}, timings=timings)
+    res = posterior.decompose(
+        run.model,
+        x,
+        generator=gen,
+        k=k,
+        elbo_samples_=elbo_samples,
+        hmc={"samples": samples_per_point, "leapfrog": leapfrog, "burn_in": burn_in, "thin": thin},
+        local={"max_steps": max_steps},
+        timings=timings,
+    )
     timings["total_s"] = time.perf_counter() - t0
     ident = {**run.identity(), "split": split}
     note = "" if run.has_encoder else NO_ENCODER_NOTE
@@ -112,24 +202,49 @@ def infer_run(run_dir, *, split: str = "test", n_points: int = posterior.DEFAULT
             if col in res:
                 row[col] = _num(res[col][i])
         rows.append(row)
-    post_rows = [{**{k_: ident[k_] for k_ in ("run", "dataset", "algorithm", "nz", "split")}, "n_points": x.shape[0],
-                  **{k_: _num(v) for k_, v in r.items()}} for r in posterior.posterior_summary(res)]
-    summary = {**ident, "n_points": int(x.shape[0]), "has_encoder": run.has_encoder, "note": note, "seed": seed,
-               "settings": {"hmc": {"samples_per_point": samples_per_point, "leapfrog": leapfrog, "burn_in": burn_in,
-                                    "thin": thin},
-                            "importance": {"k": k} if run.has_encoder else None,
-                            "elbo_samples": elbo_samples,
-                            "local_optimisation": {**{k_: posterior.DEFAULTS[k_] for k_ in (
-                                "lr", "train_samples", "eval_samples", "check_every", "max_halvings", "tol")},
-                                "max_steps": max_steps} if run.has_encoder else None},
-               "mean": {}, "mc_stderr": {}, "timings_s": {k_: round(v, 2) for k_, v in timings.items()},
-               "hmc_accept": round(float(res["hmc_accept"].mean()), 4)}
+    post_rows = [
+        {
+            **{k_: ident[k_] for k_ in ("run", "dataset", "algorithm", "nz", "split")},
+            "n_points": x.shape[0],
+            **{k_: _num(v) for k_, v in r.items()},
+        }
+        for r in posterior.posterior_summary(res)
+    ]
+    summary = {
+        **ident,
+        "n_points": int(x.shape[0]),
+        "has_encoder": run.has_encoder,
+        "note": note,
+        "seed": seed,
+        "settings": {
+            "hmc": {"samples_per_point": samples_per_point, "leapfrog": leapfrog, "burn_in": burn_in, "thin": thin},
+            "importance": {"k": k} if run.has_encoder else None,
+            "elbo_samples": elbo_samples,
+            "local_optimisation": {
+                **{
+                    k_: posterior.DEFAULTS[k_]
+                    for k_ in ("lr", "train_samples", "eval_samples", "check_every", "max_halvings", "tol")
+                },
+                "max_steps": max_steps,
+            }
+            if run.has_encoder
+            else None,
+        },
+        "mean": {},
+        "mc_stderr": {},
+        "timings_s": {k_: round(v, 2) for k_, v in timings.items()},
+        "hmc_accept": round(float(res["hmc_accept"].mean()), 4),
+    }
     for key in SUMMARY_KEYS:
         if key in res:
             summary["mean"][key] = float(res[key].double().mean())
-            se = {"log_px_hmc": "log_px_hmc_stderr", "log_px_is": "log_px_is_stderr",
-                  "elbo_encoder": "elbo_encoder_stderr", "elbo_optimised": "elbo_optimised_stderr",
-                  "amortisation_gap": "amortisation_gap_stderr"}.get(key)
+            se = {
+                "log_px_hmc": "log_px_hmc_stderr",
+                "log_px_is": "log_px_is_stderr",
+                "elbo_encoder": "elbo_encoder_stderr",
+                "elbo_optimised": "elbo_optimised_stderr",
+                "amortisation_gap": "amortisation_gap_stderr",
+            }.get(key)
             if se is None:  # a gap with log p(x): the two estimates' errors are independent
                 other = "elbo_encoder_stderr" if key == "inference_gap" else "elbo_optimised_stderr"
                 var = res["log_px_hmc_stderr"].double().square() + res[other].double().square()
@@ -138,8 +253,9 @@ def infer_run(run_dir, *, split: str = "test", n_points: int = posterior.DEFAULT
             summary["mc_stderr"][key] = float(var.sum().sqrt() / x.shape[0])
     if run.has_encoder:
         summary["mean"]["opt_steps"] = float(res["opt_steps"].double().mean())
-        summary["between_points_sd"] = {k_: float(res[k_].double().std()) for k_ in
-                                        ("inference_gap", "approximation_gap", "amortisation_gap")}
+        summary["between_points_sd"] = {
+            k_: float(res[k_].double().std()) for k_ in ("inference_gap", "approximation_gap", "amortisation_gap")
+        }
     # the scatter: the encoder's means of the whole split, or the HMC means of the N points
     if run.has_encoder:
         with torch.no_grad():
@@ -155,15 +271,16 @@ def infer_run(run_dir, *, split: str = "test", n_points: int = posterior.DEFAULT
         atomic_write_csv(where / names["inference"], INFERENCE_COLUMNS, rows)
         atomic_write_csv(where / names["posterior"], POSTERIOR_COLUMNS, post_rows)
         atomic_write_json(where / names["summary"], summary)
-        plots.latent_scatter(where / names["scatter"], z2, lab_z, axis_labels=axes,
-                             title=f"{run.name}: {what}")
+        plots.latent_scatter(where / names["scatter"], z2, lab_z, axis_labels=axes, title=f"{run.name}: {what}")
     if progress:
         m, s = summary["mean"], summary["mc_stderr"]
         line = f"{run.name} ({split}, {x.shape[0]} points): log p(x) HMC {m['log_px_hmc']:.2f} ± {s['log_px_hmc']:.2f}"
         if run.has_encoder:
-            line += (f", IS {m['log_px_is']:.2f}; ELBO encoder {m['elbo_encoder']:.2f}, optimised "
-                     f"{m['elbo_optimised']:.2f}; gaps: inference {m['inference_gap']:.2f} = approximation "
-                     f"{m['approximation_gap']:.2f} + amortisation {m['amortisation_gap']:.2f}")
+            line += (
+                f", IS {m['log_px_is']:.2f}; ELBO encoder {m['elbo_encoder']:.2f}, optimised "
+                f"{m['elbo_optimised']:.2f}; gaps: inference {m['inference_gap']:.2f} = approximation "
+                f"{m['approximation_gap']:.2f} + amortisation {m['amortisation_gap']:.2f}"
+            )
         else:
             line += f" ({NO_ENCODER_NOTE})"
         print(line + f" [{timings['total_s']:.0f} s]", flush=True)

@@ -30,8 +30,8 @@ def grid_latents(n: int = 20, *, dtype=torch.float32, device=None) -> torch.Tens
         raise VaebenchError(f"the manifold grid needs n >= 2 points per side, got {n!r}")
     u = (torch.arange(n, dtype=torch.float64) + 0.5) / n
     q = torch.special.ndtri(u)
-    z1 = q.view(1, n).expand(n, n)                 # columns: small -> large
-    z2 = q.flip(0).view(n, 1).expand(n, n)         # rows: large (top) -> small
+    z1 = q.view(1, n).expand(n, n)  # columns: small -> large
+    z2 = q.flip(0).view(n, 1).expand(n, n)  # rows: large (top) -> small
     return torch.stack([z1, z2], -1).to(dtype=dtype, device=device)
 
 
@@ -39,7 +39,9 @@ def manifold_grid(model, n: int = 20, image_shape=None) -> torch.Tensor:
     """Figure 4: the decoder's mean on the n x n grid of z, (n, n, D), or (n, n, H, W) with
     ``image_shape``. The model must have a two-dimensional latent space."""
     if model.nz != 2:
-        raise VaebenchError(f"the learned manifold (Figure 4) needs a model with N_z = 2, this one has N_z = {model.nz}")
+        raise VaebenchError(
+            f"the learned manifold (Figure 4) needs a model with N_z = 2, this one has N_z = {model.nz}"
+        )
     param = next(model.decoder.parameters())
     z = grid_latents(n, dtype=param.dtype, device=param.device)
     x = _decoder_mean(model, z.reshape(-1, 2)).reshape(n, n, -1)

@@ -34,7 +34,7 @@ class PixelDist:
     logvar: torch.Tensor | None = None
 
     @classmethod
-    def of(cls, model, z: torch.Tensor) -> "PixelDist":
+    def of(cls, model, z: torch.Tensor) -> PixelDist:
         """The decoder's p(x|z) at ``z`` (..., nz)."""
         out = model.decoder(z)
         if model.decoder.likelihood == "bernoulli":
@@ -43,7 +43,7 @@ class PixelDist:
         return cls("gaussian", mean, ops.clamp_logvar(logvar))
 
     @classmethod
-    def constant(cls, kind: str, mean: torch.Tensor, var: torch.Tensor | None = None) -> "PixelDist":
+    def constant(cls, kind: str, mean: torch.Tensor, var: torch.Tensor | None = None) -> PixelDist:
         """Independent pixels with the given mean (and variance, Gaussian), e.g. a data set's mean image."""
         if kind == "bernoulli":
             p = mean.clamp(1e-6, 1 - 1e-6)
@@ -86,9 +86,11 @@ class PixelDist:
         x = x.expand_as(loc).reshape(-1, loc.shape[-1]).contiguous()
         if self.bernoulli:
             return ops.bernoulli_log_likelihood(loc.reshape(-1, loc.shape[-1]).contiguous(), x).reshape(shape)
-        return ops.gaussian_log_likelihood(loc.reshape(-1, loc.shape[-1]).contiguous(),
-                                           self.logvar.expand_as(loc).reshape(-1, loc.shape[-1]).contiguous(),
-                                           x).reshape(shape)
+        return ops.gaussian_log_likelihood(
+            loc.reshape(-1, loc.shape[-1]).contiguous(),
+            self.logvar.expand_as(loc).reshape(-1, loc.shape[-1]).contiguous(),
+            x,
+        ).reshape(shape)
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.bernoulli:
@@ -97,11 +99,11 @@ class PixelDist:
         return self.loc + torch.exp(0.5 * self.logvar) * eps
 
     # ---- combining ----------------------------------------------------------------------------
-    def where(self, keep_new: torch.Tensor, new: "PixelDist") -> "PixelDist":
+    def where(self, keep_new: torch.Tensor, new: PixelDist) -> PixelDist:
         """Row by row: ``new`` where ``keep_new`` (..., n) is true, else this one."""
         k = keep_new.unsqueeze(-1)
         lv = None if self.logvar is None else torch.where(k, new.logvar, self.logvar)
         return PixelDist(self.kind, torch.where(k, new.loc, self.loc), lv)
 
-    def rows(self, index) -> "PixelDist":
+    def rows(self, index) -> PixelDist:
         return PixelDist(self.kind, self.loc[index], None if self.logvar is None else self.logvar[index])

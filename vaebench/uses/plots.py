@@ -11,7 +11,7 @@ import numpy as np
 
 from vaebench.fileio import atomic_path
 
-MISSING_RGB = (0.85, 0.25, 0.25)   # how a missing pixel is drawn in a corrupted image
+MISSING_RGB = (0.85, 0.25, 0.25)  # how a missing pixel is drawn in a corrupted image
 
 
 def _figure(nrows: int, ncols: int, figsize):
@@ -48,7 +48,7 @@ def tile(images, image_shape, *, pad: int = 1, pad_value: float = 1.0, rgb: bool
     out = np.full((rows * (H + pad) - pad, cols * (W + pad) - pad, *((3,) if rgb else ())), pad_value, dtype=float)
     for r in range(rows):
         for c in range(cols):
-            out[r * (H + pad): r * (H + pad) + H, c * (W + pad): c * (W + pad) + W] = images[r, c]
+            out[r * (H + pad) : r * (H + pad) + H, c * (W + pad) : c * (W + pad) + W] = images[r, c]
     return out
 
 
@@ -76,8 +76,15 @@ def latent_scatter(path, z, labels=None, *, title: str = "", axis_labels=("z1", 
         for d in range(10):
             sel = labels == d
             ax.scatter(z[sel, 0], z[sel, 1], s=3, alpha=0.6, color=cmap(d), linewidths=0, label=str(d))
-        ax.legend(markerscale=4, fontsize=7, title="digit", title_fontsize=7, loc="center left",
-                  bbox_to_anchor=(1.0, 0.5), frameon=False)
+        ax.legend(
+            markerscale=4,
+            fontsize=7,
+            title="digit",
+            title_fontsize=7,
+            loc="center left",
+            bbox_to_anchor=(1.0, 0.5),
+            frameon=False,
+        )
     ax.set_xlabel(axis_labels[0])
     ax.set_ylabel(axis_labels[1])
     ax.set_title(title, fontsize=9)
@@ -133,8 +140,9 @@ def samples_figure(path, panels: dict, image_shape, *, per_row: int = 10, title:
         rows = math.ceil(imgs.shape[0] / per_row)
         full = np.ones((rows * per_row, imgs.shape[1]))
         full[: imgs.shape[0]] = imgs
-        ax.imshow(tile(full.reshape(rows, per_row, -1), image_shape), cmap="gray", vmin=0, vmax=1,
-                  interpolation="nearest")
+        ax.imshow(
+            tile(full.reshape(rows, per_row, -1), image_shape), cmap="gray", vmin=0, vmax=1, interpolation="nearest"
+        )
         ax.set_title(label, fontsize=9)
         ax.axis("off")
     if title:

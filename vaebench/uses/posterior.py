@@ -43,10 +43,22 @@ import torch
 from vaebench import ops
 from vaebench.marginal import estimators as marginal
 
-DEFAULTS = {"n_points": 1000, "k": 1000, "elbo_samples": 100, "train_samples": 2, "eval_samples": 32,
-            "lr": 0.05, "check_every": 25, "max_halvings": 4, "tol": 0.001, "max_steps": 3000,
-            "samples_per_point": marginal.DEFAULT_SAMPLES, "leapfrog": marginal.DEFAULT_LEAPFROG,
-            "burn_in": marginal.DEFAULT_BURN_IN, "thin": marginal.DEFAULT_THIN}
+DEFAULTS = {
+    "n_points": 1000,
+    "k": 1000,
+    "elbo_samples": 100,
+    "train_samples": 2,
+    "eval_samples": 32,
+    "lr": 0.05,
+    "check_every": 25,
+    "max_halvings": 4,
+    "tol": 0.001,
+    "max_steps": 3000,
+    "samples_per_point": marginal.DEFAULT_SAMPLES,
+    "leapfrog": marginal.DEFAULT_LEAPFROG,
+    "burn_in": marginal.DEFAULT_BURN_IN,
+    "thin": marginal.DEFAULT_THIN,
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -78,17 +90,27 @@ def antithetic(L: int, n: int, nz: int, *, generator=None, dtype=torch.float32, 
 # --------------------------------------------------------------------------------------------
 @dataclass
 class LocalFit:
-    mu: torch.Tensor        # (n, nz)
-    logvar: torch.Tensor    # (n, nz)
-    steps: torch.Tensor     # (n,) optimisation steps until the datapoint stopped improving
-    last: torch.Tensor      # (n,) its ELBO on the fixed check draws at the last check
+    mu: torch.Tensor  # (n, nz)
+    logvar: torch.Tensor  # (n, nz)
+    steps: torch.Tensor  # (n,) optimisation steps until the datapoint stopped improving
+    last: torch.Tensor  # (n,) its ELBO on the fixed check draws at the last check
 
 
-def optimise_local(model, x: torch.Tensor, mu0: torch.Tensor, logvar0: torch.Tensor, *,
-                   lr: float = DEFAULTS["lr"], train_samples: int = DEFAULTS["train_samples"],
-                   eval_samples: int = DEFAULTS["eval_samples"], check_every: int = DEFAULTS["check_every"],
-                   max_halvings: int = DEFAULTS["max_halvings"], tol: float = DEFAULTS["tol"],
-                   max_steps: int = DEFAULTS["max_steps"], generator: torch.Generator | None = None) -> LocalFit:
+def optimise_local(
+    model,
+    x: torch.Tensor,
+    mu0: torch.Tensor,
+    logvar0: torch.Tensor,
+    *,
+    lr: float = DEFAULTS["lr"],
+    train_samples: int = DEFAULTS["train_samples"],
+    eval_samples: int = DEFAULTS["eval_samples"],
+    check_every: int = DEFAULTS["check_every"],
+    max_halvings: int = DEFAULTS["max_halvings"],
+    tol: float = DEFAULTS["tol"],
+    max_steps: int = DEFAULTS["max_steps"],
+    generator: torch.Generator | None = None,
+) -> LocalFit:
     """Maximise each datapoint's ELBO over (mu, log sigma^2) from (mu0, logvar0); see the module
     docstring for the stopping rule."""
     n, nz = mu0.shape
@@ -116,7 +138,7 @@ def optimise_local(model, x: torch.Tensor, mu0: torch.Tensor, logvar0: torch.Ten
         a = active.unsqueeze(-1)
         m = torch.where(a, b1 * m + (1 - b1) * g, m)
         v = torch.where(a, b2 * v + (1 - b2) * g.square(), v)
-        update = step_size * (m / (1 - b1 ** step)) / ((v / (1 - b2 ** step)).sqrt() + 1e-8)
+        update = step_size * (m / (1 - b1**step)) / ((v / (1 - b2**step)).sqrt() + 1e-8)
         p = torch.where(a, p + update, p)  # ascent
         p[:, nz:] = ops.clamp_logvar(p[:, nz:])
         total, count = torch.where(a, total + p, total), count + a.to(dtype)
@@ -127,7 +149,10 @@ def optimise_local(model, x: torch.Tensor, mu0: torch.Tensor, logvar0: torch.Ten
             halvings = halvings + stalled.long()
             last = cur
             final = torch.where(stalled.unsqueeze(-1), total / count.clamp_min(1), final)
-            total, count = torch.where(stalled.unsqueeze(-1), 0.0, total), torch.where(stalled.unsqueeze(-1), 0.0, count)
+            total, count = (
+                torch.where(stalled.unsqueeze(-1), 0.0, total),
+                torch.where(stalled.unsqueeze(-1), 0.0, count),
+            )
             steps = torch.where(active, step, steps)
             active = active & (halvings < max_halvings)
             if not bool(active.any()):
@@ -143,24 +168,33 @@ def optimise_local(model, x: torch.Tensor, mu0: torch.Tensor, logvar0: torch.Ten
 # --------------------------------------------------------------------------------------------
 @dataclass
 class HMCPosterior:
-    log_px: torch.Tensor     # (n,) appendix D estimate
-    stderr: torch.Tensor     # (n,)
-    mean: torch.Tensor       # (n, nz) posterior mean over all kept samples
-    std: torch.Tensor        # (n, nz) posterior standard deviation
-    accept: torch.Tensor     # (n,) mean acceptance in the sampling phase
+    log_px: torch.Tensor  # (n,) appendix D estimate
+    stderr: torch.Tensor  # (n,)
+    mean: torch.Tensor  # (n, nz) posterior mean over all kept samples
+    std: torch.Tensor  # (n, nz) posterior standard deviation
+    accept: torch.Tensor  # (n,) mean acceptance in the sampling phase
 
 
-def hmc_posterior(model, x: torch.Tensor, *, samples: int = DEFAULTS["samples_per_point"],
-                  leapfrog: int = DEFAULTS["leapfrog"], burn_in: int = DEFAULTS["burn_in"],
-                  thin: int = DEFAULTS["thin"], chunk: int = 1000, generator=None) -> HMCPosterior:
+def hmc_posterior(
+    model,
+    x: torch.Tensor,
+    *,
+    samples: int = DEFAULTS["samples_per_point"],
+    leapfrog: int = DEFAULTS["leapfrog"],
+    burn_in: int = DEFAULTS["burn_in"],
+    thin: int = DEFAULTS["thin"],
+    chunk: int = 1000,
+    generator=None,
+) -> HMCPosterior:
     """The appendix D estimate of log p(x) exactly as vaebench.marginal.estimators.hmc_log_marginal computes
     it, and the posterior mean and standard deviation of z from the same 2 * ``samples`` draws."""
     out = {k: [] for k in ("log_px", "stderr", "mean", "std", "accept")}
     for start in range(0, x.shape[0], chunk):
-        xb = x[start:start + chunk]
+        xb = x[start : start + chunk]
         z0 = marginal.initial_z(model, xb, generator=generator)
-        part = marginal.appendix_d_chunk(model, xb, z0, samples=samples, n_leapfrog=leapfrog, burn_in=burn_in,
-                                         thin=thin, generator=generator)
+        part = marginal.appendix_d_chunk(
+            model, xb, z0, samples=samples, n_leapfrog=leapfrog, burn_in=burn_in, thin=thin, generator=generator
+        )
         out["log_px"].append(part.log_px)
         out["stderr"].append(part.stderr)  # the estimator's own error estimate
         out["mean"].append(part.samples.mean(0))
@@ -172,9 +206,17 @@ def hmc_posterior(model, x: torch.Tensor, *, samples: int = DEFAULTS["samples_pe
 # --------------------------------------------------------------------------------------------
 # the whole decomposition for a batch of datapoints
 # --------------------------------------------------------------------------------------------
-def decompose(model, x: torch.Tensor, *, generator=None, k: int = DEFAULTS["k"],
-              elbo_samples_: int = DEFAULTS["elbo_samples"], hmc: dict | None = None,
-              local: dict | None = None, timings: dict | None = None) -> dict:
+def decompose(
+    model,
+    x: torch.Tensor,
+    *,
+    generator=None,
+    k: int = DEFAULTS["k"],
+    elbo_samples_: int = DEFAULTS["elbo_samples"],
+    hmc: dict | None = None,
+    local: dict | None = None,
+    timings: dict | None = None,
+) -> dict:
     """Per-datapoint tensors: log_px_hmc(+_stderr), hmc posterior mean/std, and with an encoder
     log_px_is(+_stderr), the encoder's and q*'s (mu, logvar), elbo_encoder, elbo_optimised
     (+_stderr), the three gaps, amortisation_gap_stderr, opt_steps."""
@@ -185,8 +227,13 @@ def decompose(model, x: torch.Tensor, *, generator=None, k: int = DEFAULTS["k"],
         t0 = time.perf_counter()
         post = hmc_posterior(model, x, generator=generator, **(hmc or {}))
         timings["hmc_s"] = time.perf_counter() - t0
-        res = {"log_px_hmc": post.log_px, "log_px_hmc_stderr": post.stderr, "hmc_mean": post.mean,
-               "hmc_std": post.std, "hmc_accept": post.accept}
+        res = {
+            "log_px_hmc": post.log_px,
+            "log_px_hmc_stderr": post.stderr,
+            "hmc_mean": post.mean,
+            "hmc_std": post.std,
+            "hmc_accept": post.accept,
+        }
         if getattr(model, "encoder", None) is None:
             return res
         t0 = time.perf_counter()
@@ -204,14 +251,25 @@ def decompose(model, x: torch.Tensor, *, generator=None, k: int = DEFAULTS["k"],
             opt_v = elbo_samples(model, x, fit.mu, fit.logvar, eps)
         L = math.sqrt(elbo_samples_)
         e_enc, e_opt = enc_v.mean(0), opt_v.mean(0)
-        res.update({
-            "log_px_is": est.log_px, "log_px_is_stderr": est.stderr,
-            "encoder_mu": mu, "encoder_logvar": lv, "optimised_mu": fit.mu, "optimised_logvar": fit.logvar,
-            "elbo_encoder": e_enc, "elbo_encoder_stderr": enc_v.std(0) / L,
-            "elbo_optimised": e_opt, "elbo_optimised_stderr": opt_v.std(0) / L,
-            "inference_gap": post.log_px - e_enc, "approximation_gap": post.log_px - e_opt,
-            "amortisation_gap": e_opt - e_enc, "amortisation_gap_stderr": (opt_v - enc_v).std(0) / L,
-            "opt_steps": fit.steps})
+        res.update(
+            {
+                "log_px_is": est.log_px,
+                "log_px_is_stderr": est.stderr,
+                "encoder_mu": mu,
+                "encoder_logvar": lv,
+                "optimised_mu": fit.mu,
+                "optimised_logvar": fit.logvar,
+                "elbo_encoder": e_enc,
+                "elbo_encoder_stderr": enc_v.std(0) / L,
+                "elbo_optimised": e_opt,
+                "elbo_optimised_stderr": opt_v.std(0) / L,
+                "inference_gap": post.log_px - e_enc,
+                "approximation_gap": post.log_px - e_opt,
+                "amortisation_gap": e_opt - e_enc,
+                "amortisation_gap_stderr": (opt_v - enc_v).std(0) / L,
+                "opt_steps": fit.steps,
+            }
+        )
         return res
     finally:
         model.train(was_training)
@@ -223,19 +281,29 @@ def posterior_summary(res: dict) -> list[dict]:
     hm, hs = res["hmc_mean"].double(), res["hmc_std"].double().clamp_min(1e-12)
     rows = []
     for d in range(hm.shape[1]):
-        row = {"dim": d, "hmc_mean_avg": float(hm[:, d].mean()), "hmc_mean_sd": float(hm[:, d].std()),
-               "hmc_std": float(hs[:, d].mean())}
+        row = {
+            "dim": d,
+            "hmc_mean_avg": float(hm[:, d].mean()),
+            "hmc_mean_sd": float(hm[:, d].std()),
+            "hmc_std": float(hs[:, d].mean()),
+        }
         for who in ("encoder", "optimised"):
             if f"{who}_mu" not in res:
-                row.update({f"{who}_{c}": "" for c in ("std", "log_std_ratio", "mean_rmse", "mean_rmse_in_std",
-                                                        "mean_corr")})
+                row.update(
+                    {f"{who}_{c}": "" for c in ("std", "log_std_ratio", "mean_rmse", "mean_rmse_in_std", "mean_corr")}
+                )
                 continue
             mu, sd = res[f"{who}_mu"][:, d].double(), torch.exp(0.5 * res[f"{who}_logvar"][:, d].double())
             err = mu - hm[:, d]
             corr = torch.corrcoef(torch.stack([mu, hm[:, d]]))[0, 1] if mu.numel() > 2 else torch.tensor(math.nan)
-            row.update({f"{who}_std": float(sd.mean()), f"{who}_log_std_ratio": float(torch.log(sd / hs[:, d]).mean()),
-                        f"{who}_mean_rmse": float(err.square().mean().sqrt()),
-                        f"{who}_mean_rmse_in_std": float((err / hs[:, d]).square().mean().sqrt()),
-                        f"{who}_mean_corr": float(corr)})
+            row.update(
+                {
+                    f"{who}_std": float(sd.mean()),
+                    f"{who}_log_std_ratio": float(torch.log(sd / hs[:, d]).mean()),
+                    f"{who}_mean_rmse": float(err.square().mean().sqrt()),
+                    f"{who}_mean_rmse_in_std": float((err / hs[:, d]).square().mean().sqrt()),
+                    f"{who}_mean_corr": float(corr),
+                }
+            )
         rows.append(row)
     return rows

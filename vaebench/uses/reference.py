@@ -57,16 +57,23 @@ class LinearGaussianEncoder(nn.Module):
         return log_diag_normal(z, mu, logvar)
 
 
-def linear_gaussian_vae(D: int = 16, nz: int = 2, noise_std: float = 0.3, *, encoder_scale: float = 1.0,
-                        encoder_var_scale: float = 1.0, generator: torch.Generator | None = None,
-                        dtype=torch.float64) -> VAE:
+def linear_gaussian_vae(
+    D: int = 16,
+    nz: int = 2,
+    noise_std: float = 0.3,
+    *,
+    encoder_scale: float = 1.0,
+    encoder_var_scale: float = 1.0,
+    generator: torch.Generator | None = None,
+    dtype=torch.float64,
+) -> VAE:
     """A random linear-Gaussian VAE; its encoder is the exact posterior mean map times
     ``encoder_scale`` with the posterior's marginal variances times ``encoder_var_scale``."""
     W = torch.randn(D, nz, generator=generator, dtype=dtype) * 0.5
     b = 0.5 + 0.1 * torch.randn(D, generator=generator, dtype=dtype)
     dec = LinearGaussianDecoder(W, b, noise_std)
     S = posterior_cov(dec)
-    A = encoder_scale * S @ W.T / noise_std ** 2
+    A = encoder_scale * S @ W.T / noise_std**2
     enc = LinearGaussianEncoder(A, -A @ b, torch.log(encoder_var_scale * S.diagonal()))
     model = VAE(enc, dec, nz).to(dtype)
     for p in model.parameters():

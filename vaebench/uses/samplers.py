@@ -50,8 +50,8 @@ from dataclasses import dataclass
 import torch
 
 from vaebench import ops
-from vaebench.marginal import estimators as marginal
 from vaebench.gaussian import log_standard_normal
+from vaebench.marginal import estimators as marginal
 from vaebench.uses.pixels import PixelDist
 
 METHODS = ("mwg", "pseudo-gibbs", "hmc")
@@ -128,10 +128,21 @@ def initial_z(model, corruption, y, background=None, *, n_prior: int = 100, gene
 
 
 @torch.no_grad()
-def sample_posterior(model, corruption, y: torch.Tensor, truth: torch.Tensor, *, method: str = "mwg",
-                     burn_in: int = 100, samples: int = 100, background: torch.Tensor | None = None,
-                     generator: torch.Generator | None = None, keep: int = 2, n_prior: int = 100,
-                     leapfrog: int = 4) -> Posterior:
+def sample_posterior(
+    model,
+    corruption,
+    y: torch.Tensor,
+    truth: torch.Tensor,
+    *,
+    method: str = "mwg",
+    burn_in: int = 100,
+    samples: int = 100,
+    background: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    keep: int = 2,
+    n_prior: int = 100,
+    leapfrog: int = 4,
+) -> Posterior:
     """Run one chain per image (rows of ``y``) and summarise its last ``samples`` states."""
     if method not in METHODS:
         raise ValueError(f"unknown sampler {method!r}; choose one of {', '.join(METHODS)}")
@@ -142,9 +153,16 @@ def sample_posterior(model, corruption, y: torch.Tensor, truth: torch.Tensor, *,
     z = initial_z(model, corruption, y, background, n_prior=n_prior, generator=generator)
     summary = _Summary(corruption, y, truth, samples, keep)
     if method == "hmc":
-        zs, _, acc = marginal.hmc_sample(lambda yy, zz: log_posterior_z(model, corruption, yy, zz), y, z,
-                                         n_samples=samples, n_leapfrog=leapfrog, burn_in=burn_in, thin=1,
-                                         generator=generator)
+        zs, _, acc = marginal.hmc_sample(
+            lambda yy, zz: log_posterior_z(model, corruption, yy, zz),
+            y,
+            z,
+            n_samples=samples,
+            n_leapfrog=leapfrog,
+            burn_in=burn_in,
+            thin=1,
+            generator=generator,
+        )
         for zz in zs:
             summary.add(PixelDist.of(model, zz))
         return summary.result(acc)
@@ -176,8 +194,16 @@ def sample_posterior(model, corruption, y: torch.Tensor, truth: torch.Tensor, *,
 
 
 @torch.no_grad()
-def grid_posterior(model, corruption, y: torch.Tensor, truth: torch.Tensor, *, points: int = GRID_POINTS,
-                   span: float = GRID_SPAN, chunk: int = 64) -> Posterior:
+def grid_posterior(
+    model,
+    corruption,
+    y: torch.Tensor,
+    truth: torch.Tensor,
+    *,
+    points: int = GRID_POINTS,
+    span: float = GRID_SPAN,
+    chunk: int = 64,
+) -> Posterior:
     """The posterior of c given y with p(z|y) by quadrature on a grid (N_z = 2 only)."""
     if model.nz != 2:
         raise ValueError(f"quadrature over z needs N_z = 2, the model has N_z = {model.nz}")
@@ -187,11 +213,11 @@ def grid_posterior(model, corruption, y: torch.Tensor, truth: torch.Tensor, *, p
     n = y.shape[0]
     log_w, log_c = [], []
     for zc in nodes.split(chunk):
-        dist = PixelDist.of(model, zc[:, None, :])      # (chunk, 1, D): broadcast over the images
+        dist = PixelDist.of(model, zc[:, None, :])  # (chunk, 1, D): broadcast over the images
         log_w.append(log_standard_normal(zc)[:, None] + corruption.log_evidence(y, dist))
         log_c.append(corruption.log_clean(truth, y, dist))
     log_w = torch.cat(log_w)
-    w = torch.softmax(log_w, 0)                                                     # (G, n)
+    w = torch.softmax(log_w, 0)  # (G, n)
     log_pred = torch.logsumexp(torch.log(w) + torch.cat(log_c), 0)
     mean = torch.zeros(n, corruption.D, dtype=truth.dtype, device=truth.device)
     second = torch.zeros_like(mean)
@@ -206,8 +232,9 @@ def grid_posterior(model, corruption, y: torch.Tensor, truth: torch.Tensor, *, p
 @torch.no_grad()
 def single(corruption, y: torch.Tensor, truth: torch.Tensor, dist: PixelDist) -> Posterior:
     """The posterior of c given y for one fixed p(c|z) (a baseline)."""
-    return Posterior(corruption.clean_mean(y, dist), corruption.clean_var(y, dist),
-                     corruption.log_clean(truth, y, dist))
+    return Posterior(
+        corruption.clean_mean(y, dist), corruption.clean_var(y, dist), corruption.log_clean(truth, y, dist)
+    )
 
 
 def mean_image_prior(data, likelihood: str) -> PixelDist:
@@ -229,6 +256,5 @@ def encoder_decoder(model, corruption, y, truth) -> Posterior:
 @torch.no_grad()
 def mean_image(prior: PixelDist, corruption, y, truth) -> Posterior:
     n = y.shape[0]
-    dist = PixelDist(prior.kind, prior.loc.expand(n, -1),
-                     None if prior.logvar is None else prior.logvar.expand(n, -1))
+    dist = PixelDist(prior.kind, prior.loc.expand(n, -1), None if prior.logvar is None else prior.logvar.expand(n, -1))
     return single(corruption, y, truth, dist)

@@ -19,14 +19,35 @@ from pathlib import Path
 from vaebench.fileio import atomic_write_csv, atomic_write_text
 from vaebench.formatting import format_value
 
-INFERENCE_TABLE_COLUMNS = ("run", "dataset", "algorithm", "nz", "split", "n_points", "log_px_hmc", "log_px_hmc_se",
-                           "log_px_is", "log_px_is_se", "elbo_encoder", "elbo_optimised", "inference_gap",
-                           "inference_gap_se", "approximation_gap", "approximation_gap_se", "amortisation_gap",
-                           "amortisation_gap_se", "encoder_log_std_ratio", "optimised_log_std_ratio",
-                           "encoder_mean_rmse_in_std", "active_dims", "hmc_accept", "note")
+INFERENCE_TABLE_COLUMNS = (
+    "run",
+    "dataset",
+    "algorithm",
+    "nz",
+    "split",
+    "n_points",
+    "log_px_hmc",
+    "log_px_hmc_se",
+    "log_px_is",
+    "log_px_is_se",
+    "elbo_encoder",
+    "elbo_optimised",
+    "inference_gap",
+    "inference_gap_se",
+    "approximation_gap",
+    "approximation_gap_se",
+    "amortisation_gap",
+    "amortisation_gap_se",
+    "encoder_log_std_ratio",
+    "optimised_log_std_ratio",
+    "encoder_mean_rmse_in_std",
+    "active_dims",
+    "hmc_accept",
+    "note",
+)
 ALGORITHM_ORDER = {"aevb": 0, "wake-sleep": 1, "mcem": 2}
 METHOD_ORDER = {"mwg": 0, "pseudo-gibbs": 1, "hmc": 2, "grid": 3, "mean-image": 4, "encoder-decoder": 5}
-ACTIVE_STD = 0.9   # a latent dimension is "active" when its average HMC posterior sd is below this
+ACTIVE_STD = 0.9  # a latent dimension is "active" when its average HMC posterior sd is below this
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -71,17 +92,34 @@ def _f(v, digits=2, signed=False):
 
 
 def inference_markdown(rows) -> str:
-    head = ("| run | N_z | points | log p(x): HMC | log p(x): IS | ELBO: encoder | ELBO: best q | inference gap | "
-            "approximation gap | amortisation gap | active dims | log(sd_q / sd_post) encoder | best q |")
+    head = (
+        "| run | N_z | points | log p(x): HMC | log p(x): IS | ELBO: encoder | ELBO: best q | inference gap | "
+        "approximation gap | amortisation gap | active dims | log(sd_q / sd_post) encoder | best q |"
+    )
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        gap = (lambda k: f"{_f(r.get(k))} ± {_f(r.get(k + '_se'))}" if r.get(k, "") != "" else "n/a")
-        lines.append("| " + " | ".join([
-            r["run"], str(r["nz"]), str(r["n_points"]), f"{_f(r.get('log_px_hmc'))} ± {_f(r.get('log_px_hmc_se'))}",
-            _f(r.get("log_px_is")) or "n/a", _f(r.get("elbo_encoder")) or "n/a", _f(r.get("elbo_optimised")) or "n/a",
-            gap("inference_gap"), gap("approximation_gap"), gap("amortisation_gap"), str(r.get("active_dims", "")),
-            _f(r.get("encoder_log_std_ratio"), signed=True) or "n/a",
-            _f(r.get("optimised_log_std_ratio"), signed=True) or "n/a"]) + " |")
+        gap = lambda k: f"{_f(r.get(k))} ± {_f(r.get(k + '_se'))}" if r.get(k, "") != "" else "n/a"
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["run"],
+                    str(r["nz"]),
+                    str(r["n_points"]),
+                    f"{_f(r.get('log_px_hmc'))} ± {_f(r.get('log_px_hmc_se'))}",
+                    _f(r.get("log_px_is")) or "n/a",
+                    _f(r.get("elbo_encoder")) or "n/a",
+                    _f(r.get("elbo_optimised")) or "n/a",
+                    gap("inference_gap"),
+                    gap("approximation_gap"),
+                    gap("amortisation_gap"),
+                    str(r.get("active_dims", "")),
+                    _f(r.get("encoder_log_std_ratio"), signed=True) or "n/a",
+                    _f(r.get("optimised_log_std_ratio"), signed=True) or "n/a",
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -94,15 +132,20 @@ def restore_markdown(rows) -> str:
         groups.setdefault((r["run"], r["setting"]), []).append(r)
     for (run, setting), rs in groups.items():
         first = rs[0]
-        out += [f"**{run}, {setting}** ({first['n_images']} {first['split']} images, "
-                f"{first['hidden_per_image']} hidden values per image)", "",
-                "| method | held-out log-lik (nats/image) | per value | MSE | PSNR (dB) | acceptance | images/s |",
-                "|---|---:|---:|---:|---:|---:|---:|"]
+        out += [
+            f"**{run}, {setting}** ({first['n_images']} {first['split']} images, "
+            f"{first['hidden_per_image']} hidden values per image)",
+            "",
+            "| method | held-out log-lik (nats/image) | per value | MSE | PSNR (dB) | acceptance | images/s |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
         for r in rs:
-            out.append(f"| {METHOD_LABELS.get(r['method'], r['method'])} | {_f(r['heldout_loglik'])} ± "
-                       f"{_f(r['heldout_loglik_stderr'])} | {_f(r['heldout_loglik_per_value'], 4)} | "
-                       f"{_f(r['mse'], 4)} ± {_f(r['mse_stderr'], 4)} | {_f(r['psnr'])} | {_f(r['accept_rate'])} | "
-                       f"{_f(r['images_per_s'], 0)} |")
+            out.append(
+                f"| {METHOD_LABELS.get(r['method'], r['method'])} | {_f(r['heldout_loglik'])} ± "
+                f"{_f(r['heldout_loglik_stderr'])} | {_f(r['heldout_loglik_per_value'], 4)} | "
+                f"{_f(r['mse'], 4)} ± {_f(r['mse_stderr'], 4)} | {_f(r['psnr'])} | {_f(r['accept_rate'])} | "
+                f"{_f(r['images_per_s'], 0)} |"
+            )
         out.append("")
     return "\n".join(out)
 

@@ -15,9 +15,9 @@ from vaebench.runs import RunFolder
 @dataclass
 class TrainedRun:
     folder: RunFolder
-    cfg: object            # vaebench.config.RunConfig
+    cfg: object  # vaebench.config.RunConfig
     model: torch.nn.Module
-    data: object           # vaebench.data.Dataset
+    data: object  # vaebench.data.Dataset
     samples_seen: int
     device: torch.device
 
@@ -36,8 +36,14 @@ class TrainedRun:
 
     def identity(self) -> dict:
         """The columns that say which run a row of results belongs to."""
-        return {"run": self.name, "dataset": self.cfg.dataset, "algorithm": self.cfg.algorithm, "nz": self.cfg.nz,
-                "hidden": self.cfg.hidden_units, "samples_seen": self.samples_seen}
+        return {
+            "run": self.name,
+            "dataset": self.cfg.dataset,
+            "algorithm": self.cfg.algorithm,
+            "nz": self.cfg.nz,
+            "hidden": self.cfg.hidden_units,
+            "samples_seen": self.samples_seen,
+        }
 
 
 def load_trained(run_dir, *, device=None, data_dir=None, data=None) -> TrainedRun:
@@ -54,14 +60,20 @@ def load_trained(run_dir, *, device=None, data_dir=None, data=None) -> TrainedRu
     device = check_device(device)
     samples_seen, path, kind = folder.parameters("last")[0]
     if data is None:
-        data = load_dataset(cfg.dataset, data_dir if data_dir is not None else cfg.data_dir,
-                            binarize=cfg.binarize, n_train=cfg.n_train, seed=cfg.seed)
+        data = load_dataset(
+            cfg.dataset,
+            data_dir if data_dir is not None else cfg.data_dir,
+            binarize=cfg.binarize,
+            n_train=cfg.n_train,
+            seed=cfg.seed,
+        )
     model = build_run_model(cfg, data.x_dim, data.likelihood)
     try:
         model.load_state_dict(folder.load_parameters(path, kind))
     except (RuntimeError, KeyError) as exc:
-        raise VaebenchError(f"{path}: the parameters do not fit the run's config ({str(exc).splitlines()[0][:120]})") \
-            from None
+        raise VaebenchError(
+            f"{path}: the parameters do not fit the run's config ({str(exc).splitlines()[0][:120]})"
+        ) from None
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
