@@ -114,7 +114,7 @@ def run_config(nz: int, variant: str, samples: int, data_dir):
 
 
 def train_variants(nzs, variants, samples, data_dir):
-    from vaebench.data import load_dataset
+    from vaebench.data import load_run_data
     from vaebench.runs import RunFolder
     from vaebench.train import train
 
@@ -127,7 +127,7 @@ def train_variants(nzs, variants, samples, data_dir):
                 print(f"{out.name}: finished, skipped", flush=True)
                 continue
             cfg = run_config(nz, variant, samples, data_dir)
-            data = load_dataset(cfg.dataset, cfg.data_dir, binarize=cfg.binarize, n_train=cfg.n_train, seed=cfg.seed)
+            data = load_run_data(cfg)
             with variant_context(variant):
                 info = train(cfg, out, resume=True, progress=False, data=data)
             print(f"{out.name}: lr {info.get('lr')}, {info.get('train_wall_s')} s", flush=True)

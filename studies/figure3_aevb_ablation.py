@@ -75,14 +75,14 @@ def run_config(n_train: int, variant: str):
 
 
 def train_and_estimate(n_train: int, variant: str) -> None:
-    from vaebench.data import load_dataset
+    from vaebench.data import load_run_data
     from vaebench.marginal.run import evaluate_run
     from vaebench.runs import RunFolder
     from vaebench.train import train
 
     out = OUT / f"{variant}_ntrain{n_train}"
     cfg, s = run_config(n_train, variant)
-    data = load_dataset(cfg.dataset, cfg.data_dir, binarize=cfg.binarize, n_train=cfg.n_train, seed=cfg.seed)
+    data = load_run_data(cfg)
     if variant == "pixels-256":
         data.train.mul_(255 / 256)
         data.test.mul_(255 / 256)

@@ -477,3 +477,15 @@ def load_dataset(
         source=source,
         split=split,
     )
+
+
+def load_run_data(cfg, data_dir: str | os.PathLike | None = None) -> Dataset:
+    """The data a run trains on: ``cfg``'s (a RunConfig's) data set, binarization, first
+    ``n_train`` points and seed, from ``data_dir`` (None: the run's own)."""
+    return load_dataset(
+        cfg.dataset,
+        data_dir if data_dir is not None else cfg.data_dir,
+        binarize=cfg.binarize,
+        n_train=cfg.n_train,
+        seed=cfg.seed,
+    )

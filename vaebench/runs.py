@@ -43,41 +43,16 @@ RUN_JSON, METRICS_CSV, CHECKPOINT, LR_TRIAL, SNAPSHOTS, LOCK = (
     ".lock",
 )
 RUN_FILES = (RUN_JSON, METRICS_CSV, CHECKPOINT, LR_TRIAL, SNAPSHOTS)
-METRIC_COLUMNS = (
-    "dataset",
-    "algorithm",
-    "estimator",
-    "nz",
-    "hidden",
-    "seed",
-    "samples_seen",
-    "split",
-    "lower_bound",
-    "wall_s",
-)
+# fmt: off
+METRIC_COLUMNS = ("dataset", "algorithm", "estimator", "nz", "hidden", "seed", "samples_seen", "split", "lower_bound",
+                  "wall_s")
+# fmt: on
 MARGINAL_METHODS = ("hmc", "importance")
-MARGINAL_COLUMNS = (
-    "run",
-    "dataset",
-    "algorithm",
-    "n_train",
-    "nz",
-    "hidden",
-    "samples_seen",
-    "split",
-    "method",
-    "n_points",
-    "marginal_log_likelihood",
-    "stderr",
-    "samples_per_point",
-    "leapfrog",
-    "burn_in",
-    "thin",
-    "k",
-    "seed",
-    "mean_accept",
-    "wall_s",
-)
+# fmt: off
+MARGINAL_COLUMNS = ("run", "dataset", "algorithm", "n_train", "nz", "hidden", "samples_seen", "split", "method",
+                    "n_points", "marginal_log_likelihood", "stderr", "samples_per_point", "leapfrog", "burn_in", "thin",
+                    "k", "seed", "mean_accept", "wall_s")
+# fmt: on
 # the columns that identify an estimate (a stored row is reused only if they all match);
 # n_points is the number of points actually used, so a split smaller than asked keys one row
 MARGINAL_SETTING_KEYS = ("method", "n_points", "samples_per_point", "leapfrog", "burn_in", "thin", "k", "seed")

@@ -23,7 +23,7 @@ from vaebench import ops
 from vaebench.algorithms import algorithm_class
 from vaebench.bound import average_lower_bound, eval_schedule
 from vaebench.config import PAPER_STEP_SIZES, RunConfig, default_lr, load_toml
-from vaebench.data import Dataset, load_dataset
+from vaebench.data import Dataset, load_run_data
 from vaebench.devices import check_device
 from vaebench.errors import TrainingDiverged, VaebenchError
 from vaebench.models import build_model
@@ -376,7 +376,7 @@ def train(
                 f"{folder.path} already holds a run; pass --resume to continue it or --overwrite to replace it"
             )
         if data is None:  # before anything of an old run is touched
-            data = load_dataset(cfg.dataset, cfg.data_dir, binarize=cfg.binarize, n_train=cfg.n_train, seed=cfg.seed)
+            data = load_run_data(cfg)
         replacing = folder.replacing() if folder.has_run() and not continuing else contextlib.nullcontext(lambda: None)
         with replacing as commit:
             return _train(cfg, folder, data, state, commit, progress)

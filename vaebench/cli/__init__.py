@@ -52,8 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     from vaebench import __version__
 
     parser = OneLineErrorParser(
-        prog="vaebench",
-        description="Reproduce and benchmark Auto-Encoding Variational Bayes (Kingma & Welling, 2013).",
+        prog="vaebench", description="Reproduce and benchmark Auto-Encoding Variational Bayes (Kingma & Welling, 2013)."
     )
     parser.add_argument("--version", action="version", version=f"vaebench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineErrorParser)

@@ -76,22 +76,7 @@ class Figure2(Study):
     description = "Figure 2: AEVB against wake-sleep, lower bound against training samples (18 runs)"
     run_pattern = "<dataset>_nz<N>_<algorithm>/"
     algorithms = ALGORITHMS
-    columns = (
-        "budget",
-        "dataset",
-        "algorithm",
-        "estimator",
-        "nz",
-        "hidden",
-        "seed",
-        "samples_seen",
-        "split",
-        "lower_bound",
-        "wall_s",
-        "lr",
-        "status",
-        "run",
-    )
+    columns = ("budget", *METRIC_COLUMNS, "lr", "status", "run")
     row_order = ("dataset", "nz", "algorithm", "seed", "samples_seen", "split")
     row_ranks = {"dataset": ranks(*PANELS), "algorithm": ranks(*ALGORITHMS), "split": ranks("train", "test")}
 

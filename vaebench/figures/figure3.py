@@ -119,26 +119,11 @@ class Figure3(Study):
     description = "Figure 3: marginal likelihood of AEVB, wake-sleep and MCEM against training samples (6 runs)"
     run_pattern = "ntrain<N>_<algorithm>/ with marginal_hmc.csv"
     algorithms = ALGORITHMS
-    columns = (
-        "budget",
-        "n_train",
-        "algorithm",
-        "samples_seen",
-        "split",
-        "marginal_log_likelihood",
-        "stderr",
-        "method",
-        "n_points",
-        "samples_per_point",
-        "leapfrog",
-        "burn_in",
-        "thin",
-        "seed",
-        "mean_accept",
-        "lr",
-        "status",
-        "run",
-    )
+    # fmt: off
+    columns = ("budget", "n_train", "algorithm", "samples_seen", "split", "marginal_log_likelihood", "stderr", "method",
+               "n_points", "samples_per_point", "leapfrog", "burn_in", "thin", "seed", "mean_accept", "lr", "status",
+               "run")
+    # fmt: on
     row_order = ("n_train", "algorithm", "run", "samples_seen", "split")
     row_ranks = {"algorithm": ranks(*ALGORITHMS), "split": ranks("train", "test")}
     settings_table, settings_defaults = "marginal", MARGINAL_DEFAULTS

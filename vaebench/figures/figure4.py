@@ -40,22 +40,7 @@ class LearnedModelFigure(Study):
     config_name = "figure2"
     algorithms = ("aevb", "wake-sleep")
     panels: tuple[tuple[str, int], ...] = ()
-    columns = (
-        "budget",
-        "dataset",
-        "algorithm",
-        "estimator",
-        "nz",
-        "hidden",
-        "seed",
-        "samples_seen",
-        "split",
-        "lower_bound",
-        "wall_s",
-        "lr",
-        "status",
-        "run",
-    )
+    columns = ("budget", *METRIC_COLUMNS, "lr", "status", "run")
     row_order = ("dataset", "nz", "seed", "samples_seen", "split")
     row_ranks = {"dataset": ranks("frey", "mnist"), "split": ranks("train", "test")}
 

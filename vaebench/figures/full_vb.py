@@ -62,25 +62,10 @@ class FullVBStudy(Study):
     description = "Full VB over theta (appendix F) against ML and MAP: Figure 3's setting and MNIST N_z = 20"
     run_pattern = "<panel>_ntrain<N>_<theta>/"
     algorithms = ("aevb",)
-    columns = (
-        "budget",
-        "panel",
-        "nz",
-        "n_train",
-        "theta",
-        "variant",
-        "samples_seen",
-        "split",
-        "quantity",
-        "value",
-        "stderr",
-        "n_points",
-        "S",
-        "k",
-        "lr",
-        "status",
-        "run",
-    )
+    # fmt: off
+    columns = ("budget", "panel", "nz", "n_train", "theta", "variant", "samples_seen", "split", "quantity", "value",
+               "stderr", "n_points", "S", "k", "lr", "status", "run")
+    # fmt: on
     row_order = ("panel", "n_train", "variant", "theta", "samples_seen", "split", "quantity")
     row_ranks = {"theta": ranks(*THETAS), "split": ranks("train", "test")}
     settings_table = "evaluation"

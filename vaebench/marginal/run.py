@@ -92,7 +92,7 @@ def evaluate_run(
     ``n_points`` points; write and return the rows of RUN_DIR/marginal_<method>.csv with these
     settings. ``only``: a collection of samples_seen values, to evaluate just those snapshots."""
     from vaebench.algorithms import algorithm_class
-    from vaebench.data import load_dataset
+    from vaebench.data import load_run_data
     from vaebench.devices import check_device
 
     check_settings(
@@ -120,13 +120,7 @@ def evaluate_run(
         if only is not None:
             params = [p for p in params if p[0] in set(only)]
         if data is None:
-            data = load_dataset(
-                cfg.dataset,
-                data_dir if data_dir is not None else cfg.data_dir,
-                binarize=cfg.binarize,
-                n_train=cfg.n_train,
-                seed=cfg.seed,
-            )
+            data = load_run_data(cfg, data_dir)
         hmc = method == "hmc"
         settings = {
             "method": method,

@@ -201,6 +201,12 @@ def _seed(seed: int, samples_seen: int, split: str, salt: int = 0) -> int:
     return (seed * 1_000_003 + samples_seen * 7 + (split == "test") + 1_000_000_007 * salt) % (2**63 - 1)
 
 
+def hmc_settings(s: dict) -> dict:
+    """The appendix D settings of ``s`` as marginal_hmc.csv keys its rows (vaebench.marginal.run)."""
+    keys = ("seed", "samples_per_point", "leapfrog", "burn_in", "thin")
+    return {"method": "hmc", **{key: s[key] for key in keys}, "k": ""}
+
+
 def evaluate_params(
     cfg, model, splits: dict, settings: dict, samples_seen: int, *, predictive_too: bool = True, device="cpu"
 ):
@@ -254,13 +260,7 @@ def evaluate_params(
                 "hidden": cfg.hidden_units,
                 "samples_seen": samples_seen,
                 "split": split,
-                "method": "hmc",
-                "seed": s["seed"],
-                "samples_per_point": s["samples_per_point"],
-                "leapfrog": s["leapfrog"],
-                "burn_in": s["burn_in"],
-                "thin": s["thin"],
-                "k": "",
+                **hmc_settings(s),
                 "n_points": x.shape[0],
                 "marginal_log_likelihood": repr(est.mean),
                 "stderr": repr(est.mean_stderr),
@@ -289,22 +289,10 @@ def evaluate_params(
 
 # ---- a run ---------------------------------------------------------------------------------------
 
-ESTIMATE_COLUMNS = (
-    "run",
-    "theta",
-    "n_train",
-    "nz",
-    "samples_seen",
-    "split",
-    "quantity",
-    "value",
-    "stderr",
-    "n_points",
-    "S",
-    "k",
-    "seed",
-    "wall_s",
-)
+# fmt: off
+ESTIMATE_COLUMNS = ("run", "theta", "n_train", "nz", "samples_seen", "split", "quantity", "value", "stderr", "n_points",
+                    "S", "k", "seed", "wall_s")
+# fmt: on
 _KEYS = ("run", "samples_seen", "split", "quantity", "n_points", "S", "k", "seed")
 
 
@@ -340,7 +328,7 @@ def evaluate_run(
     samples_seen values in ``only``): marginal_hmc.csv in the run folder (vaebench.runs), the
     others in ``estimates_csv`` (one file for many runs, keyed by the run's folder name). A snapshot
     whose estimates with these settings are all there is skipped."""
-    from vaebench.data import load_dataset
+    from vaebench.data import load_run_data
     from vaebench.marginal.run import _same_settings
     from vaebench.runs import RunFolder
 
@@ -352,25 +340,16 @@ def evaluate_run(
         if only is not None:
             params = [p for p in params if p[0] in {int(float(o)) for o in only}]
         if data is None:
-            data = load_dataset(cfg.dataset, cfg.data_dir, binarize=cfg.binarize, n_train=cfg.n_train, seed=cfg.seed)
+            data = load_run_data(cfg)
         splits = {"train": data.train, "test": data.test}
         used = {split: min(s["n_points"], x.shape[0]) for split, x in splits.items()}
-        hmc_settings = {
-            "method": "hmc",
-            "seed": s["seed"],
-            "samples_per_point": s["samples_per_point"],
-            "leapfrog": s["leapfrog"],
-            "burn_in": s["burn_in"],
-            "thin": s["thin"],
-            "k": "",
-        }
         for samples_seen, path, kind in params:
             hmc = folder.read_marginal("hmc")
             have_hmc = {
                 r["split"]
                 for r in hmc
                 if int(r["samples_seen"]) == samples_seen
-                and _same_settings(r, {**hmc_settings, "n_points": used[r["split"]]})
+                and _same_settings(r, {**hmc_settings(s), "n_points": used[r["split"]]})
             }
             ours = read_estimates(estimates_csv)
             wanted = {(q, split) for split in splits for q in QUANTITIES if cfg.theta == "vb" or q == "plugin"}
@@ -406,7 +385,7 @@ def evaluate_run(
                 for r in folder.read_marginal("hmc")
                 if not (
                     (int(r["samples_seen"]), r["split"], str(r["n_points"])) in new_keys
-                    and _same_settings(r, {**hmc_settings, "n_points": r["n_points"]})
+                    and _same_settings(r, {**hmc_settings(s), "n_points": r["n_points"]})
                 )
             ] + hmc_rows
             hmc.sort(key=lambda r: (int(r["samples_seen"]), r["split"] != "train", str(r["n_points"])))
@@ -435,14 +414,14 @@ def check_proposal(
     by the appendix D estimator (its own HMC at theta_s) and by importance sampling from the proposal
     fitted at mu_theta (k_plugin draws), with the importance weights' median effective sample size.
     Writes <out>/proposal_check.csv beside the run folder."""
-    from vaebench.data import load_dataset
+    from vaebench.data import load_run_data
     from vaebench.fileio import atomic_write_text
     from vaebench.runs import RunFolder
 
     s = {**DEFAULTS, **(settings or {})}
     folder = RunFolder(run_dir)
     cfg = folder.read_config()
-    data = load_dataset(cfg.dataset, cfg.data_dir, binarize=cfg.binarize, n_train=cfg.n_train, seed=cfg.seed)
+    data = load_run_data(cfg)
     samples_seen, path, kind = folder.parameters("all")[-1]
     model = load_model(cfg, data.x_dim, data.likelihood, folder.load_parameters(path, kind))
     hmc = dict(samples=s["samples_per_point"], n_leapfrog=s["leapfrog"], burn_in=s["burn_in"], thin=s["thin"])

@@ -29,63 +29,22 @@ from vaebench.runs import lock_folder
 from vaebench.uses import posterior
 from vaebench.uses.trained import labels, load_trained, output_dir
 
-INFERENCE_COLUMNS = (
-    "run",
-    "dataset",
-    "algorithm",
-    "nz",
-    "hidden",
-    "samples_seen",
-    "split",
-    "index",
-    "label",
-    "log_px_hmc",
-    "log_px_hmc_stderr",
-    "hmc_accept",
-    "log_px_is",
-    "log_px_is_stderr",
-    "elbo_encoder",
-    "elbo_encoder_stderr",
-    "elbo_optimised",
-    "elbo_optimised_stderr",
-    "inference_gap",
-    "approximation_gap",
-    "amortisation_gap",
-    "amortisation_gap_stderr",
-    "opt_steps",
-    "note",
-)
-POSTERIOR_COLUMNS = (
-    "run",
-    "dataset",
-    "algorithm",
-    "nz",
-    "split",
-    "n_points",
-    "dim",
-    "hmc_mean_avg",
-    "hmc_mean_sd",
-    "hmc_std",
-    "encoder_std",
-    "encoder_log_std_ratio",
-    "encoder_mean_rmse",
-    "encoder_mean_rmse_in_std",
-    "encoder_mean_corr",
-    "optimised_std",
-    "optimised_log_std_ratio",
-    "optimised_mean_rmse",
-    "optimised_mean_rmse_in_std",
-    "optimised_mean_corr",
-)
-SUMMARY_KEYS = (
-    "log_px_hmc",
-    "log_px_is",
-    "elbo_encoder",
-    "elbo_optimised",
-    "inference_gap",
-    "approximation_gap",
-    "amortisation_gap",
-)
+# fmt: off
+INFERENCE_COLUMNS = ("run", "dataset", "algorithm", "nz", "hidden", "samples_seen", "split", "index", "label",
+                     "log_px_hmc", "log_px_hmc_stderr", "hmc_accept", "log_px_is", "log_px_is_stderr", "elbo_encoder",
+                     "elbo_encoder_stderr", "elbo_optimised", "elbo_optimised_stderr", "inference_gap",
+                     "approximation_gap", "amortisation_gap", "amortisation_gap_stderr", "opt_steps", "note")
+# fmt: on
+# fmt: off
+POSTERIOR_COLUMNS = ("run", "dataset", "algorithm", "nz", "split", "n_points", "dim", "hmc_mean_avg", "hmc_mean_sd",
+                     "hmc_std", "encoder_std", "encoder_log_std_ratio", "encoder_mean_rmse", "encoder_mean_rmse_in_std",
+                     "encoder_mean_corr", "optimised_std", "optimised_log_std_ratio", "optimised_mean_rmse",
+                     "optimised_mean_rmse_in_std", "optimised_mean_corr")
+# fmt: on
+# fmt: off
+SUMMARY_KEYS = ("log_px_hmc", "log_px_is", "elbo_encoder", "elbo_optimised", "inference_gap", "approximation_gap",
+                "amortisation_gap")
+# fmt: on
 NO_ENCODER_NOTE = "no encoder (mcem): log p(x) and posterior by HMC only, no ELBO or gaps"
 LIMITS = {
     "n_points": 10**6,

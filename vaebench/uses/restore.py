@@ -36,37 +36,12 @@ from vaebench.uses import samplers
 from vaebench.uses.corruption import make_corruption
 from vaebench.uses.trained import load_trained, output_dir
 
-RESTORE_COLUMNS = (
-    "run",
-    "dataset",
-    "algorithm",
-    "nz",
-    "hidden",
-    "samples_seen",
-    "split",
-    "task",
-    "setting",
-    "mask",
-    "rho",
-    "noise_std",
-    "k",
-    "obs_noise",
-    "method",
-    "n_images",
-    "hidden_per_image",
-    "heldout_loglik",
-    "heldout_loglik_stderr",
-    "heldout_loglik_per_value",
-    "mse",
-    "mse_stderr",
-    "psnr",
-    "accept_rate",
-    "burn_in",
-    "samples",
-    "seed",
-    "wall_s",
-    "images_per_s",
-)
+# fmt: off
+RESTORE_COLUMNS = ("run", "dataset", "algorithm", "nz", "hidden", "samples_seen", "split", "task", "setting", "mask",
+                   "rho", "noise_std", "k", "obs_noise", "method", "n_images", "hidden_per_image", "heldout_loglik",
+                   "heldout_loglik_stderr", "heldout_loglik_per_value", "mse", "mse_stderr", "psnr", "accept_rate",
+                   "burn_in", "samples", "seed", "wall_s", "images_per_s")
+# fmt: on
 DEFAULTS = {"n_points": 1000, "burn_in": 100, "samples": 100, "seed": 0, "grid": 8, "batch_size": 500}
 LIMITS = {"n_points": 10**6, "burn_in": 10**5, "samples": 10**5, "grid": 100, "batch_size": 10**6}
 METHOD_LABELS = {

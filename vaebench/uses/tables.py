@@ -19,32 +19,13 @@ from pathlib import Path
 from vaebench.fileio import atomic_write_csv, atomic_write_text
 from vaebench.formatting import format_value
 
-INFERENCE_TABLE_COLUMNS = (
-    "run",
-    "dataset",
-    "algorithm",
-    "nz",
-    "split",
-    "n_points",
-    "log_px_hmc",
-    "log_px_hmc_se",
-    "log_px_is",
-    "log_px_is_se",
-    "elbo_encoder",
-    "elbo_optimised",
-    "inference_gap",
-    "inference_gap_se",
-    "approximation_gap",
-    "approximation_gap_se",
-    "amortisation_gap",
-    "amortisation_gap_se",
-    "encoder_log_std_ratio",
-    "optimised_log_std_ratio",
-    "encoder_mean_rmse_in_std",
-    "active_dims",
-    "hmc_accept",
-    "note",
-)
+# fmt: off
+INFERENCE_TABLE_COLUMNS = ("run", "dataset", "algorithm", "nz", "split", "n_points", "log_px_hmc", "log_px_hmc_se",
+                           "log_px_is", "log_px_is_se", "elbo_encoder", "elbo_optimised", "inference_gap",
+                           "inference_gap_se", "approximation_gap", "approximation_gap_se", "amortisation_gap",
+                           "amortisation_gap_se", "encoder_log_std_ratio", "optimised_log_std_ratio",
+                           "encoder_mean_rmse_in_std", "active_dims", "hmc_accept", "note")
+# fmt: on
 ALGORITHM_ORDER = {"aevb": 0, "wake-sleep": 1, "mcem": 2}
 METHOD_ORDER = {"mwg": 0, "pseudo-gibbs": 1, "hmc": 2, "grid": 3, "mean-image": 4, "encoder-decoder": 5}
 ACTIVE_STD = 0.9  # a latent dimension is "active" when its average HMC posterior sd is below this

@@ -49,7 +49,7 @@ class TrainedRun:
 def load_trained(run_dir, *, device=None, data_dir=None, data=None) -> TrainedRun:
     """The run in ``run_dir`` with its final parameters (the checkpoint) on ``device``; a one-line
     VaebenchError if it is not a run folder or has no parameters."""
-    from vaebench.data import load_dataset
+    from vaebench.data import load_run_data
     from vaebench.devices import check_device
     from vaebench.marginal.run import build_run_model
 
@@ -60,13 +60,7 @@ def load_trained(run_dir, *, device=None, data_dir=None, data=None) -> TrainedRu
     device = check_device(device)
     samples_seen, path, kind = folder.parameters("last")[0]
     if data is None:
-        data = load_dataset(
-            cfg.dataset,
-            data_dir if data_dir is not None else cfg.data_dir,
-            binarize=cfg.binarize,
-            n_train=cfg.n_train,
-            seed=cfg.seed,
-        )
+        data = load_run_data(cfg, data_dir)
     model = build_run_model(cfg, data.x_dim, data.likelihood)
     try:
         model.load_state_dict(folder.load_parameters(path, kind))
