@@ -36,7 +36,7 @@ The per-minibatch scaling we use, and why
     multiplied by min(1, samples seen / kl_warmup) in the gradient only; the value reported is
     always the unweighted estimate.
 
-How the three treatments nest (tests/test_full_vb.py)
+How the three treatments nest (tests/figures/test_full_vb.py)
     MAP:  mean bound + log p(theta) / N; ML: mean bound (the prior removed).
     VB, F.12: t = -KL = log p(mu) + H[q] - sum(sigma^2) / 2, with H[q] = sum log(sigma sqrt(2 pi e)).
     VB, F.10: t = log p(theta) + H[q] + sum(zeta^2 - 1) / 2, since -log q(theta) = H[q] + ....

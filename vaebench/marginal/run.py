@@ -68,6 +68,29 @@ def check_settings(method: str, splits, **counts) -> None:
             )
 
 
+def marginal_row(
+    cfg, n_train: int, samples_seen: int, split: str, settings: dict, n_points: int, est, wall_s: float
+) -> dict:
+    """A row of marginal_<method>.csv (vaebench.runs.MARGINAL_COLUMNS, less ``run``): the run's
+    keys, the estimate's ``settings``, and ``est`` (a MarginalEstimate) on ``n_points`` points."""
+    accept = round(est.info["mean_accept"], 4) if "mean_accept" in est.info else ""
+    return {
+        "dataset": cfg.dataset,
+        "algorithm": cfg.algorithm,
+        "n_train": n_train,
+        "nz": cfg.nz,
+        "hidden": cfg.hidden_units,
+        "samples_seen": samples_seen,
+        "split": split,
+        **settings,
+        "n_points": n_points,
+        "marginal_log_likelihood": repr(est.mean),
+        "stderr": repr(est.mean_stderr),
+        "mean_accept": accept,
+        "wall_s": round(wall_s, 2),
+    }
+
+
 def evaluate_run(
     run_dir,
     *,
@@ -163,24 +186,8 @@ def evaluate_run(
                 else:
                     est = marginal.importance_log_marginal(model, x, k=k, generator=gen)
                 wall = time.perf_counter() - t0
-                rows.append(
-                    {
-                        "run": folder.name,
-                        "dataset": cfg.dataset,
-                        "algorithm": cfg.algorithm,
-                        "n_train": data.train.shape[0],
-                        "nz": cfg.nz,
-                        "hidden": cfg.hidden_units,
-                        "samples_seen": samples_seen,
-                        "split": split,
-                        **settings,
-                        "n_points": x.shape[0],
-                        "marginal_log_likelihood": repr(est.mean),
-                        "stderr": repr(est.mean_stderr),
-                        "mean_accept": round(est.info["mean_accept"], 4) if "mean_accept" in est.info else "",
-                        "wall_s": round(wall, 2),
-                    }
-                )
+                row = marginal_row(cfg, data.train.shape[0], samples_seen, split, settings, x.shape[0], est, wall)
+                rows.append({"run": folder.name, **row})
                 rows.sort(key=lambda r: (int(r["samples_seen"]), r["split"] != "train", str(r["n_points"])))
                 folder.write_marginal(method, rows)
                 if progress:

@@ -39,6 +39,7 @@ import torch
 
 from vaebench.bound import estimate
 from vaebench.marginal import estimators as marginal
+from vaebench.marginal.run import marginal_row
 from vaebench.models import VAE
 
 QUANTITIES = ("plugin", "predictive", "dataset_bound")
@@ -251,23 +252,7 @@ def evaluate_params(
             generator=gen,
         )
         wall = time.perf_counter() - t0
-        hmc_rows.append(
-            {
-                "dataset": cfg.dataset,
-                "algorithm": cfg.algorithm,
-                "n_train": n_train,
-                "nz": cfg.nz,
-                "hidden": cfg.hidden_units,
-                "samples_seen": samples_seen,
-                "split": split,
-                **hmc_settings(s),
-                "n_points": x.shape[0],
-                "marginal_log_likelihood": repr(est.mean),
-                "stderr": repr(est.mean_stderr),
-                "mean_accept": round(est.info["mean_accept"], 4),
-                "wall_s": round(wall, 2),
-            }
-        )
+        hmc_rows.append(marginal_row(cfg, n_train, samples_seen, split, hmc_settings(s), x.shape[0], est, wall))
         proposal = Proposal(zs)
         gen = torch.Generator(device=device).manual_seed(_seed(s["seed"], samples_seen, split, 1))
         t0 = time.perf_counter()
