@@ -105,12 +105,17 @@ def bench(session):
     )
 
 
+# compiled Triton kernels, never the interpreter: tests/ops/conftest.py keeps TRITON_INTERPRET=0 for
+# the session, and each GPU test asserts that the kernels it ran are compiled JITFunctions
+GPU_ENV = {"TRITON_INTERPRET": "0", "VAEBENCH_GPU_SESSION": "1"}
+
+
 @nox.session
 def tests_gpu(session):
     """GPU tests and benchmarks (compiled Triton, fp16/bf16 parity). Needs CUDA torch."""
     session.install("-e", ".[dev]")  # PyPI's default torch wheel is the CUDA build
-    session.run("pytest", "-q", "-m", "gpu", "-o", "addopts=", "tests", *session.posargs)
-    session.run("vaebench", "bench", "--device", "cuda", "--out", "results/kernels")
+    session.run("pytest", "-q", "-m", "gpu", "-o", "addopts=", "tests", *session.posargs, env=GPU_ENV)
+    session.run("vaebench", "bench", "--device", "cuda", "--out", "results/kernels", env=GPU_ENV)
 
 
 @nox.session

@@ -8,16 +8,36 @@ which builds them on first use. That function imports the helpers it uses from h
 attributes, built by ``helpers()`` on first access) and gets ``triton`` and ``tl`` as
 arguments. The compiler reads those closure variables of a kernel; the interpreter does
 not (it re-executes the kernel source with the module's globals), so the decorator also
-copies them into the kernel file's globals."""
+copies them into the kernel file's globals.
+
+Which of the two a kernel is, a compiled ``triton.runtime.jit.JITFunction`` or the
+interpreter's ``InterpretedFunction``, says ``is_compiled``; ``compiled_kernels`` builds a
+file's kernels anew as compiled ones whatever TRITON_INTERPRET says, for ahead-of-time
+compilation (``triton.compile`` for a named GPU target needs no GPU); ``kernel_files``
+lists every ``@triton_kernels`` function of the package."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
+import os
+import pkgutil
 from types import SimpleNamespace
+
+from ._backend import triton_interpreted
+
+# every @triton_kernels function of the package, by "<module>.<name>" (kernel_files())
+_FILES: dict = {}
+
+
+def helpers() -> SimpleNamespace:
+    """The helpers, built for the mode TRITON_INTERPRET says now (once per mode)."""
+    return _helpers(triton_interpreted())
 
 
 @functools.cache
-def helpers() -> SimpleNamespace:
+def _helpers(interpreted: bool) -> SimpleNamespace:
     import triton
     import triton.language as tl
 
@@ -103,9 +123,60 @@ def triton_kernels(build):
     def get():
         h = helpers()
         kernels = build(h.triton, h.tl)
-        for k in kernels if isinstance(kernels, tuple) else (kernels,):
+        for k in _as_tuple(kernels):
             fn = k.fn  # the Python function under a JITFunction or an InterpretedFunction
             build.__globals__.update(zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__ or ())))
         return kernels
 
+    get.build = build
+    _FILES[f"{build.__module__}.{build.__name__}"] = get
     return get
+
+
+def _as_tuple(kernels) -> tuple:
+    return kernels if isinstance(kernels, tuple) else (kernels,)
+
+
+def is_compiled(kernel) -> bool:
+    """A compiled Triton kernel (``triton.runtime.jit.JITFunction``), not the interpreter's
+    ``InterpretedFunction`` (what ``triton.jit`` makes under TRITON_INTERPRET=1)."""
+    from triton.runtime.jit import JITFunction
+
+    return isinstance(kernel, JITFunction)
+
+
+def built_kernels(kernels) -> tuple:
+    """The kernels a ``@triton_kernels`` function has built in this process (as a tuple), or ()."""
+    return _as_tuple(kernels()) if kernels.cache_info().currsize else ()
+
+
+@contextlib.contextmanager
+def _interpreter_off():
+    old = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = old
+
+
+def compiled_kernels(kernels):
+    """A ``@triton_kernels`` function's kernels built anew as compiled JITFunctions, whatever
+    TRITON_INTERPRET says: for ``triton.compile`` for a named target (ahead of time, no GPU).
+    Neither cached nor copied into the file's globals (the interpreter's kernels are unchanged).
+    Triton decorates its own library (``tl.sum``, ``tl.randn``) when it is imported: where that was
+    under TRITON_INTERPRET=1 those are the interpreter's, and these kernels do not compile in that
+    process (compile them in one started with TRITON_INTERPRET=0, as tests/ops/_aot.py does)."""
+    with _interpreter_off():
+        h = helpers()
+        return kernels.build(h.triton, h.tl)
+
+
+def kernel_files() -> dict:
+    """Every ``@triton_kernels`` function of the package by "<module>.<name>" (imports its modules)."""
+    for m in pkgutil.iter_modules([os.path.dirname(__file__)]):
+        importlib.import_module(f"{__package__}.{m.name}")
+    return dict(_FILES)

@@ -7,8 +7,8 @@
 - ``sweep_command``: `vaebench sweep` in the CLI;
 - ``validation``: the ops' value checks on for the test.
 
-vaebench is imported inside the fixtures, not here: some test modules set TRITON_INTERPRET when
-they are imported, before any kernel is built.
+vaebench is imported inside the fixtures, not here (tests/ops/conftest.py sets TRITON_INTERPRET for
+the session before any kernel is built).
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ fp32 and round their outputs and gradient buffers, each rounding 2^-11 (fp16) or
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from vaebench import ops
@@ -64,3 +66,30 @@ def compare_with_eager(op, backend, inputs, grad_names, dtype):
         assert_close(a, e, dtype, f"{op}[{backend}] output {i}")
     for k in grad_names:
         assert_close(g[k], ref_g[k], dtype, f"{op}[{backend}] d/d{k}")
+
+
+def triton_parity(op, shape, dtype, device):
+    """The GPU parity case: ``op`` on backend triton against eager in fp32 on the same (rounded)
+    inputs, then ``assert_ran_compiled``. No edge values in fp16: exp(LOGVAR_MAX) ~ 5e8 is beyond
+    its largest value (65504)."""
+    special = shape[0] * shape[1] >= 12 and dtype != torch.float16
+    inputs, grad_names = make_inputs(op, shape, torch.float32, special=special, device=device)
+    compare_with_eager(op, "triton", {k: v.to(dtype) for k, v in inputs.items()}, grad_names, dtype)
+    assert_ran_compiled(op)
+
+
+def assert_ran_compiled(op):
+    """Every Triton kernel that ``op``'s kernel file has built is a compiled JITFunction (not the
+    interpreter's InterpretedFunction), and one of them was compiled for a device and launched."""
+    from vaebench_kernels._triton_common import built_kernels, is_compiled, kernel_files
+
+    module = ops._kernel(op).__module__
+    kernels = [k for name, f in kernel_files().items() if name.startswith(f"{module}.") for k in built_kernels(f)]
+    assert kernels, f"{op}: no Triton kernel of {module} was built"
+    for k in kernels:
+        assert is_compiled(k), (
+            f"{op}: Triton kernel {k.fn.__name__} is a {type(k).__module__}.{type(k).__qualname__}, not a compiled "
+            f"triton.runtime.jit.JITFunction: it ran in the interpreter "
+            f"(TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET')!r})"
+        )
+    assert any(cache[0] for k in kernels for cache in k.device_caches.values()), f"{op}: no kernel was compiled"

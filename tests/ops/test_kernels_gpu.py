@@ -1,5 +1,7 @@
 """GPU only (``nox -s tests_gpu``): Triton compiled for real, parity with eager in
-fp32 (1e-5 relative) and fp16/bf16 (2e-2 relative: inputs rounded, math in fp32)."""
+fp32 (1e-5 relative) and fp16/bf16 (2e-2 relative: inputs rounded, math in fp32). Each test
+asserts that the kernels it ran are compiled JITFunctions (``assert_ran_compiled``): with the
+interpreter on it fails (test_kernels_triton.py shows it)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import torch
 from vaebench.ops_catalog import TENSOR_OPS as OPS
 from vaebench.ops_catalog import TEST_SHAPES
 
-from ._ops_cases import compare_with_eager, make_inputs
+from ._ops_cases import assert_ran_compiled, triton_parity
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -18,11 +20,8 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 @pytest.mark.parametrize("shape", TEST_SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("op", OPS)
 def test_triton_gpu_parity(op, shape, dtype):
-    # fp16/bf16: against eager in fp32 on the same (rounded) inputs (tolerances in _ops_cases);
-    # no edge values in fp16: exp(LOGVAR_MAX) ~ 5e8 is beyond its largest value (65504)
-    special = shape[0] * shape[1] >= 12 and dtype != torch.float16
-    inputs, grad_names = make_inputs(op, shape, torch.float32, special=special, device="cuda")
-    compare_with_eager(op, "triton", {k: v.to(dtype) for k, v in inputs.items()}, grad_names, dtype)
+    # fp16/bf16: against eager in fp32 on the same (rounded) inputs (tolerances in _ops_cases)
+    triton_parity(op, shape, dtype, "cuda")
 
 
 def test_triton_gpu_seeded():
@@ -32,3 +31,4 @@ def test_triton_gpu_seeded():
 
     z = ops.reparameterize_seeded(mu, lv, 5, backend="triton")
     assert abs(z.mean().item()) < 0.02 and abs(z.var().item() - 1) < 0.02
+    assert_ran_compiled("reparameterize_seeded")

@@ -1,21 +1,21 @@
 """Triton kernels under the interpreter (TRITON_INTERPRET=1, CPU tensors, core tl ops only):
-parity with eager on small shapes, the seeded RNG variant, and the device rules."""
+parity with eager on small shapes, the seeded RNG variant, the device rules, and that the GPU
+tests' check of compiled kernels fails under the interpreter."""
 
 from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TRITON_INTERPRET", "1")  # before any kernel is built (triton.jit reads it then)
+import pytest
+import torch
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+from vaebench import ops
+from vaebench.ops_catalog import TENSOR_OPS as OPS
+from vaebench.ops_catalog import TEST_SHAPES
+from vaebench_kernels.errors import KernelInputError
 
-from vaebench import ops  # noqa: E402
-from vaebench.ops_catalog import TENSOR_OPS as OPS  # noqa: E402
-from vaebench.ops_catalog import TEST_SHAPES  # noqa: E402
-from vaebench_kernels.errors import KernelInputError  # noqa: E402
-
-from ._ops_cases import compare_with_eager, make_inputs  # noqa: E402
+from . import conftest
+from ._ops_cases import assert_ran_compiled, compare_with_eager, make_inputs, triton_parity
 
 pytest.importorskip("triton")
 if os.environ.get("TRITON_INTERPRET") != "1":  # pragma: no cover
@@ -78,3 +78,29 @@ def test_triton_rejects_fp64():
         ops.gaussian_kl(
             torch.zeros(2, 3, dtype=torch.float64), torch.zeros(2, 3, dtype=torch.float64), backend="triton"
         )
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_a_gpu_test_under_the_interpreter_fails_its_own_assertion(op):
+    # test_kernels_gpu's parity case on CPU tensors with the interpreter on: the values agree, then
+    # its check that the kernels ran compiled fails, so the GPU session cannot run the interpreter unseen
+    with pytest.raises(AssertionError, match="JITFunction: it ran in the interpreter"):
+        triton_parity(op, (3, 5), torch.float32, "cpu")
+
+
+def test_the_seeded_gpu_test_under_the_interpreter_fails_its_own_assertion():
+    ops.reparameterize_seeded(torch.zeros(4, 3), torch.zeros(4, 3), 5, backend="triton")
+    with pytest.raises(AssertionError, match="it ran in the interpreter"):
+        assert_ran_compiled("reparameterize_seeded")
+
+
+def test_the_gpu_session_turns_the_interpreter_off(monkeypatch):
+    # nox -s tests_gpu sets VAEBENCH_GPU_SESSION=1: the session's TRITON_INTERPRET is 0 whatever it was
+    monkeypatch.setenv("VAEBENCH_GPU_SESSION", "1")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    conftest.pytest_configure(None)
+    assert os.environ["TRITON_INTERPRET"] == "0"
+    monkeypatch.delenv("VAEBENCH_GPU_SESSION")
+    monkeypatch.delenv("TRITON_INTERPRET")
+    conftest.pytest_configure(None)
+    assert os.environ["TRITON_INTERPRET"] == "1"  # the CPU suite's

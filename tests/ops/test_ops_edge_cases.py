@@ -5,22 +5,19 @@ alone (no import of vaebench, cheap error and constants modules)."""
 from __future__ import annotations
 
 import ast
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TRITON_INTERPRET", "1")  # before any Triton kernel is built (see test_kernels_triton)
+import pytest
+import torch
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import vaebench_kernels
+from vaebench import ops
+from vaebench.errors import InputError
+from vaebench.ops_catalog import OPS, TENSOR_OPS, available_backends, make_inputs
 
-import vaebench_kernels  # noqa: E402
-from vaebench import ops  # noqa: E402
-from vaebench.errors import InputError  # noqa: E402
-from vaebench.ops_catalog import OPS, TENSOR_OPS, available_backends, make_inputs  # noqa: E402
-
-from ._ops_cases import compare_with_eager, outputs  # noqa: E402
+from ._ops_cases import compare_with_eager, outputs
 
 BACKENDS = available_backends("cpu")
 KERNEL_BACKENDS = [b for b in BACKENDS if b in ("numba", "triton")]

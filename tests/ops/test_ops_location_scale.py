@@ -9,20 +9,16 @@ and inputs get gradients, NaN propagation, torch.compile, and the errors for bad
 
 from __future__ import annotations
 
-import os
+import pytest
+import torch
 
-os.environ.setdefault("TRITON_INTERPRET", "1")  # before any Triton kernel is built (see test_kernels_triton)
+from vaebench import families, ops
+from vaebench.errors import InputError
+from vaebench.families.latent import FIXED_PARAMS, LatentFamily
+from vaebench.ops_catalog import BASES, INPUTS, available_backends, draw_base, make_inputs
+from vaebench_kernels.errors import KernelInputError
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from vaebench import families, ops  # noqa: E402
-from vaebench.errors import InputError  # noqa: E402
-from vaebench.families.latent import FIXED_PARAMS, LatentFamily  # noqa: E402
-from vaebench.ops_catalog import BASES, INPUTS, available_backends, draw_base, make_inputs  # noqa: E402
-from vaebench_kernels.errors import KernelInputError  # noqa: E402
-
-from ._ops_cases import compare_with_eager, run  # noqa: E402
+from ._ops_cases import compare_with_eager, run
 
 OP = "location_scale_rsample"
 KERNEL_BACKENDS = [b for b in available_backends("cpu") if b in ("numba", "triton")]
