@@ -79,6 +79,8 @@ def test_each_posterior_trains_and_raises_its_bound(posterior, prior):
 
 def test_the_estimator_resolves_to_b_where_the_kl_is_closed_form_and_a_otherwise():
     assert RunConfig().check().estimator == "B"
+    given = RunConfig()
+    assert given.check() is not given and given.estimator == "auto"  # a checked copy; the argument stays
     assert RunConfig(posterior="laplace").check().estimator == "B"
     assert RunConfig(posterior="student-t").check().estimator == "A"
     assert RunConfig(posterior="logistic", estimator="score").check().estimator == "score"

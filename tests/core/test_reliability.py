@@ -157,6 +157,26 @@ def test_config_values_are_typed(tmp_path, capsys, toml, message):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize(
+    "toml, options, message",
+    [
+        ("nz = 0", [], "c.toml: nz must be in [1, 1000], got 0"),
+        ("samples = 10", [], "c.toml: samples must be in [batch size 100, 1e11], got 10"),
+        ("lr = 5.0", [], "c.toml: lr must be a number in (0, 1]"),
+        ("checkpoint_every_s = -1.0", [], "c.toml: checkpoint_every_s must be a number of seconds >= 0"),
+        ("nz = 3", ["--samples", "10"], "error: --samples must be in [batch size 100, 1e11], got 10"),
+        ("nz = 3", ["--lr", "5"], "error: --lr must be a number in (0, 1]"),
+    ],
+)
+def test_a_value_out_of_range_is_named_as_the_user_wrote_it(tmp_path, capsys, toml, options, message):
+    """From a TOML its key (with the file), from the command line its flag; one line, exit 2, nothing written."""
+    path = tmp_path / "c.toml"
+    path.write_text(toml + "\n")
+    code, _, err = run_cli(capsys, "train", "--config", path, *options, "--out", tmp_path / "r", "--no-progress")
+    assert code == 2 and one_line(err) and message in err, err
+    assert not (tmp_path / "r").exists()
+
+
 def test_config_that_is_a_folder_or_not_utf8(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_bytes(b"nz = 3 # \xff\xfe\n")
